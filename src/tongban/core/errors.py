@@ -1,0 +1,68 @@
+"""One error hierarchy for the whole platform.
+
+Services raise these; the API exception handler (`tongban.config.api`) and the view helper
+(`tongban.core.views.render_error`) turn them into responses. Every error has a stable
+machine `code`, an HTTP `status` and a translatable message.
+"""
+
+from typing import Any
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+
+class TongbanError(Exception):
+    code = "error"
+    status = 400
+    default_message: str | Promise = _("The request could not be completed.")
+
+    def __init__(
+        self, message: str | Promise | None = None, *, code: str | None = None, **details: Any
+    ) -> None:
+        self.message = message if message is not None else self.default_message
+        if code is not None:
+            self.code = code
+        self.details = details
+        super().__init__(str(self.message))
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": str(self.message)}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class ValidationError(TongbanError):
+    code = "invalid"
+    status = 422
+    default_message = _("The input is not valid.")
+
+
+class NotFoundError(TongbanError):
+    code = "not_found"
+    status = 404
+    default_message = _("Not found.")
+
+
+class PermissionDeniedError(TongbanError):
+    code = "permission_denied"
+    status = 403
+    default_message = _("You do not have permission to do this.")
+
+
+class AuthenticationError(TongbanError):
+    code = "not_authenticated"
+    status = 401
+    default_message = _("Please log in.")
+
+
+class ConflictError(TongbanError):
+    code = "conflict"
+    status = 409
+    default_message = _("The request conflicts with the current state.")
+
+
+class RateLimitedError(TongbanError):
+    code = "rate_limited"
+    status = 429
+    default_message = _("Too many requests. Please try again later.")

@@ -1,0 +1,59 @@
+"""Resident ID numbers (居民身份证号, GB 11643) and unified social credit codes
+(统一社会信用代码, GB 32100): validation with python-stdnum, and display masking."""
+
+import datetime as dt
+
+from django.utils.translation import gettext_lazy as _
+from stdnum.cn import ric, uscc
+from stdnum.exceptions import ValidationError as StdnumError
+
+from .errors import ValidationError
+
+
+class InvalidResidentId(ValidationError):
+    code = "invalid_resident_id"
+    default_message = _("This is not a valid resident ID number.")
+
+
+class InvalidCreditCode(ValidationError):
+    code = "invalid_credit_code"
+    default_message = _("This is not a valid unified social credit code.")
+
+
+def resident_id_validate(value: str) -> str:
+    """Return the compact, upper-case resident ID or raise `InvalidResidentId`."""
+    try:
+        return ric.validate(str(value).strip().upper())
+    except StdnumError as exc:
+        raise InvalidResidentId(detail=str(exc)) from exc
+
+
+def credit_code_validate(value: str) -> str:
+    """Return the compact, upper-case credit code or raise `InvalidCreditCode`."""
+    try:
+        return uscc.validate(str(value).strip().upper())
+    except StdnumError as exc:
+        raise InvalidCreditCode(detail=str(exc)) from exc
+
+
+def resident_id_birth_date(value: str) -> dt.date:
+    return ric.get_birth_date(value)
+
+
+def resident_id_sex(value: str) -> str:
+    """'M' or 'F': the 17th digit is odd for men and even for women."""
+    return "M" if int(value[16]) % 2 else "F"
+
+
+def mask_id(value: str, *, keep_start: int = 4, keep_end: int = 4) -> str:
+    """Mask the middle of an identifier for display, e.g. 3701**********123X.
+
+    Short values are masked whole except one character at each end, so a mask never
+    reveals more than half of the value."""
+    value = value or ""
+    n = len(value)
+    if n == 0:
+        return ""
+    if keep_start + keep_end > n // 2:
+        keep_start = keep_end = 1 if n > 2 else 0
+    return value[:keep_start] + "*" * (n - keep_start - keep_end) + value[n - keep_end :]
