@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("TONGBAN_DATA_DIR", Path.cwd() / "var"))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEVELOPMENT_SECRET_KEY = "tongban-development-secret-key-not-for-production"  # noqa: S105
 
