@@ -113,7 +113,9 @@ class ServiceItem(Translated):
 
     basic_code = models.CharField(_("basic code"), max_length=32, db_index=True)
     code = models.CharField(
-        _("implementation code"), max_length=64, unique=True,
+        _("implementation code"),
+        max_length=64,
+        unique=True,
         help_text=_("GB/T 39554.1 implementation code"),
     )
     name = models.CharField(_("name"), max_length=100)
@@ -122,7 +124,9 @@ class ServiceItem(Translated):
     summary_en = models.TextField(_("English summary"), blank=True)
     item_type = models.CharField(_("item type"), max_length=16, choices=ItemType.choices)
     department = models.ForeignKey(
-        Department, on_delete=models.PROTECT, related_name="items",
+        Department,
+        on_delete=models.PROTECT,
+        related_name="items",
         verbose_name=_("implementing department"),
     )
     audience = models.CharField(_("who may apply"), max_length=16, choices=Audience.choices)
@@ -130,9 +134,7 @@ class ServiceItem(Translated):
     conditions_en = models.TextField(_("English conditions"), blank=True)
     legal_basis = models.TextField(_("legal basis"))
     legal_limit_days = models.PositiveSmallIntegerField(_("legal time limit (working days)"))
-    promised_limit_days = models.PositiveSmallIntegerField(
-        _("promised time limit (working days)")
-    )
+    promised_limit_days = models.PositiveSmallIntegerField(_("promised time limit (working days)"))
     handling_kind = models.CharField(
         _("handling kind"), max_length=16, choices=HandlingKind.choices
     )
@@ -147,8 +149,12 @@ class ServiceItem(Translated):
     steps = models.JSONField(_("process steps"), default=list, blank=True)
     faq = models.JSONField(_("frequently asked questions"), default=list, blank=True)
     result_license_type = models.ForeignKey(
-        LicenseType, on_delete=models.PROTECT, null=True, blank=True,
-        related_name="resulting_items", verbose_name=_("result license type"),
+        LicenseType,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="resulting_items",
+        verbose_name=_("result license type"),
     )
     life_events = models.ManyToManyField(
         LifeEvent, blank=True, related_name="items", verbose_name=_("life events")
@@ -189,7 +195,8 @@ class Material(Translated):
 
     item = models.ForeignKey(ServiceItem, on_delete=models.CASCADE, related_name="materials")
     key = models.SlugField(
-        _("material key"), max_length=48,
+        _("material key"),
+        max_length=48,
         help_text=_("The same key in several items means the same material (merged in bundles)."),
     )
     name = models.CharField(_("name"), max_length=100)
@@ -201,11 +208,15 @@ class Material(Translated):
     )
     condition_note = models.CharField(_("when required"), max_length=200, blank=True)
     license_types = models.ManyToManyField(
-        LicenseType, blank=True, related_name="materials",
+        LicenseType,
+        blank=True,
+        related_name="materials",
         verbose_name=_("satisfied by license types"),
     )
     dataset_codes = models.JSONField(
-        _("satisfied by datasets"), default=list, blank=True,
+        _("satisfied by datasets"),
+        default=list,
+        blank=True,
         help_text=_("Codes of shared datasets (数据目录) that can satisfy this material."),
     )
     order = models.PositiveSmallIntegerField(default=0)
@@ -234,15 +245,15 @@ class Bundle(Translated):
         LifeEvent, on_delete=models.PROTECT, related_name="bundles", verbose_name=_("life event")
     )
     lead_department = models.ForeignKey(
-        Department, on_delete=models.PROTECT, related_name="led_bundles",
+        Department,
+        on_delete=models.PROTECT,
+        related_name="led_bundles",
         verbose_name=_("lead department"),
     )
     items = models.ManyToManyField(
         ServiceItem, through="BundleItem", related_name="bundles", verbose_name=_("items")
     )
-    promised_limit_days = models.PositiveSmallIntegerField(
-        _("promised time limit (working days)")
-    )
+    promised_limit_days = models.PositiveSmallIntegerField(_("promised time limit (working days)"))
     visits_required = models.PositiveSmallIntegerField(_("visits required"), default=0)
     steps = models.JSONField(_("process steps"), default=list, blank=True)
     keywords = models.CharField(_("search keywords"), max_length=200, blank=True)
@@ -270,6 +281,9 @@ class BundleItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["bundle", "item"], name="bundle_item_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.bundle_id}:{self.item_id}"
 
 
 class CatalogRevision(models.Model):

@@ -35,7 +35,9 @@ def validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpRes
 
 @api.exception_handler(Http404)
 def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-    return api.create_response(request, {"code": "not_found", "message": _("Not found.")}, status=404)
+    return api.create_response(
+        request, {"code": "not_found", "message": _("Not found.")}, status=404
+    )
 
 
 @api.exception_handler(NinjaAuthenticationError)

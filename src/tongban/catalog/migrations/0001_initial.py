@@ -6,183 +6,519 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('people', '0001_initial'),
+        ("people", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LifeEvent',
+            name="LifeEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=32, unique=True, verbose_name='code')),
-                ('name', models.CharField(max_length=32, verbose_name='name')),
-                ('name_en', models.CharField(blank=True, max_length=64, verbose_name='English name')),
-                ('audience', models.CharField(choices=[('person', 'Citizens'), ('organization', 'Businesses and organizations'), ('both', 'Citizens and organizations')], max_length=16, verbose_name='audience')),
-                ('order', models.PositiveSmallIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=32, unique=True, verbose_name="code")),
+                ("name", models.CharField(max_length=32, verbose_name="name")),
+                (
+                    "name_en",
+                    models.CharField(blank=True, max_length=64, verbose_name="English name"),
+                ),
+                (
+                    "audience",
+                    models.CharField(
+                        choices=[
+                            ("person", "Citizens"),
+                            ("organization", "Businesses and organizations"),
+                            ("both", "Citizens and organizations"),
+                        ],
+                        max_length=16,
+                        verbose_name="audience",
+                    ),
+                ),
+                ("order", models.PositiveSmallIntegerField(default=0)),
             ],
             options={
-                'verbose_name': 'life event',
-                'verbose_name_plural': 'life events',
-                'ordering': ['audience', 'order', 'code'],
+                "verbose_name": "life event",
+                "verbose_name_plural": "life events",
+                "ordering": ["audience", "order", "code"],
             },
         ),
         migrations.CreateModel(
-            name='Bundle',
+            name="Bundle",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=48, unique=True, verbose_name='code')),
-                ('name', models.CharField(max_length=100, verbose_name='name')),
-                ('name_en', models.CharField(blank=True, max_length=200, verbose_name='English name')),
-                ('summary', models.TextField(verbose_name='summary')),
-                ('summary_en', models.TextField(blank=True, verbose_name='English summary')),
-                ('promised_limit_days', models.PositiveSmallIntegerField(verbose_name='promised time limit (working days)')),
-                ('visits_required', models.PositiveSmallIntegerField(default=0, verbose_name='visits required')),
-                ('steps', models.JSONField(blank=True, default=list, verbose_name='process steps')),
-                ('keywords', models.CharField(blank=True, max_length=200, verbose_name='search keywords')),
-                ('is_active', models.BooleanField(default=True, verbose_name='published')),
-                ('version', models.PositiveIntegerField(default=1, editable=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('search_text', models.TextField(default='', editable=False)),
-                ('lead_department', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='led_bundles', to='people.department', verbose_name='lead department')),
-                ('life_event', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='bundles', to='catalog.lifeevent', verbose_name='life event')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=48, unique=True, verbose_name="code")),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                (
+                    "name_en",
+                    models.CharField(blank=True, max_length=200, verbose_name="English name"),
+                ),
+                ("summary", models.TextField(verbose_name="summary")),
+                ("summary_en", models.TextField(blank=True, verbose_name="English summary")),
+                (
+                    "promised_limit_days",
+                    models.PositiveSmallIntegerField(
+                        verbose_name="promised time limit (working days)"
+                    ),
+                ),
+                (
+                    "visits_required",
+                    models.PositiveSmallIntegerField(default=0, verbose_name="visits required"),
+                ),
+                ("steps", models.JSONField(blank=True, default=list, verbose_name="process steps")),
+                (
+                    "keywords",
+                    models.CharField(blank=True, max_length=200, verbose_name="search keywords"),
+                ),
+                ("is_active", models.BooleanField(default=True, verbose_name="published")),
+                ("version", models.PositiveIntegerField(default=1, editable=False)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("search_text", models.TextField(default="", editable=False)),
+                (
+                    "lead_department",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="led_bundles",
+                        to="people.department",
+                        verbose_name="lead department",
+                    ),
+                ),
+                (
+                    "life_event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="bundles",
+                        to="catalog.lifeevent",
+                        verbose_name="life event",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'bundle',
-                'verbose_name_plural': 'bundles',
-                'ordering': ['code'],
+                "verbose_name": "bundle",
+                "verbose_name_plural": "bundles",
+                "ordering": ["code"],
             },
         ),
         migrations.CreateModel(
-            name='LicenseType',
+            name="LicenseType",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=32, unique=True, verbose_name='type code')),
-                ('name', models.CharField(max_length=64, verbose_name='name')),
-                ('name_en', models.CharField(blank=True, max_length=128, verbose_name='English name')),
-                ('kind', models.CharField(choices=[('license', 'License or certificate'), ('proof', 'Proof')], default='license', max_length=8, verbose_name='kind')),
-                ('holder_kind', models.CharField(choices=[('person', 'Citizens'), ('organization', 'Businesses and organizations'), ('both', 'Citizens and organizations')], default='person', max_length=16, verbose_name='holder')),
-                ('validity_years', models.PositiveSmallIntegerField(blank=True, help_text='Empty means permanent.', null=True, verbose_name='validity in years')),
-                ('issuing_departments', models.ManyToManyField(related_name='license_types', to='people.department', verbose_name='issuing departments')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.CharField(max_length=32, unique=True, verbose_name="type code")),
+                ("name", models.CharField(max_length=64, verbose_name="name")),
+                (
+                    "name_en",
+                    models.CharField(blank=True, max_length=128, verbose_name="English name"),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("license", "License or certificate"), ("proof", "Proof")],
+                        default="license",
+                        max_length=8,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "holder_kind",
+                    models.CharField(
+                        choices=[
+                            ("person", "Citizens"),
+                            ("organization", "Businesses and organizations"),
+                            ("both", "Citizens and organizations"),
+                        ],
+                        default="person",
+                        max_length=16,
+                        verbose_name="holder",
+                    ),
+                ),
+                (
+                    "validity_years",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        help_text="Empty means permanent.",
+                        null=True,
+                        verbose_name="validity in years",
+                    ),
+                ),
+                (
+                    "issuing_departments",
+                    models.ManyToManyField(
+                        related_name="license_types",
+                        to="people.department",
+                        verbose_name="issuing departments",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'license type',
-                'verbose_name_plural': 'license types',
-                'ordering': ['code'],
+                "verbose_name": "license type",
+                "verbose_name_plural": "license types",
+                "ordering": ["code"],
             },
         ),
         migrations.CreateModel(
-            name='ServiceItem',
+            name="ServiceItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('basic_code', models.CharField(db_index=True, max_length=32, verbose_name='basic code')),
-                ('code', models.CharField(help_text='GB/T 39554.1 implementation code', max_length=64, unique=True, verbose_name='implementation code')),
-                ('name', models.CharField(max_length=100, verbose_name='name')),
-                ('name_en', models.CharField(blank=True, max_length=200, verbose_name='English name')),
-                ('summary', models.TextField(verbose_name='summary')),
-                ('summary_en', models.TextField(blank=True, verbose_name='English summary')),
-                ('item_type', models.CharField(choices=[('licensing', 'Administrative licensing'), ('confirmation', 'Administrative confirmation'), ('payment', 'Administrative payment'), ('filing', 'Administrative filing'), ('public_service', 'Public service'), ('other', 'Other administrative power')], max_length=16, verbose_name='item type')),
-                ('audience', models.CharField(choices=[('person', 'Citizens'), ('organization', 'Businesses and organizations'), ('both', 'Citizens and organizations')], max_length=16, verbose_name='who may apply')),
-                ('conditions', models.TextField(verbose_name='conditions')),
-                ('conditions_en', models.TextField(blank=True, verbose_name='English conditions')),
-                ('legal_basis', models.TextField(verbose_name='legal basis')),
-                ('legal_limit_days', models.PositiveSmallIntegerField(verbose_name='legal time limit (working days)')),
-                ('promised_limit_days', models.PositiveSmallIntegerField(verbose_name='promised time limit (working days)')),
-                ('handling_kind', models.CharField(choices=[('immediate', 'Handled on the spot'), ('promised', 'Handled within a promised time')], max_length=16, verbose_name='handling kind')),
-                ('is_free', models.BooleanField(default=True, verbose_name='free of charge')),
-                ('fee', models.TextField(blank=True, verbose_name='fees')),
-                ('online_depth', models.PositiveSmallIntegerField(choices=[(1, 'Level 1: guide online'), (2, 'Level 2: forms online'), (3, 'Level 3: online pre-review'), (4, 'Level 4: fully online')], verbose_name='online depth')),
-                ('cross_region', models.CharField(choices=[('national', 'Nationwide'), ('inter_province', 'Across provinces'), ('inter_city', 'Across cities in the province'), ('local', 'This city only')], max_length=16, verbose_name='cross-region scope')),
-                ('visits_required', models.PositiveSmallIntegerField(default=0, verbose_name='visits required')),
-                ('offline_locations', models.JSONField(blank=True, default=list, verbose_name='offline service locations')),
-                ('steps', models.JSONField(blank=True, default=list, verbose_name='process steps')),
-                ('faq', models.JSONField(blank=True, default=list, verbose_name='frequently asked questions')),
-                ('keywords', models.CharField(blank=True, max_length=200, verbose_name='search keywords')),
-                ('is_active', models.BooleanField(default=True, verbose_name='published')),
-                ('version', models.PositiveIntegerField(default=1, editable=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('search_text', models.TextField(default='', editable=False)),
-                ('department', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='items', to='people.department', verbose_name='implementing department')),
-                ('life_events', models.ManyToManyField(blank=True, related_name='items', to='catalog.lifeevent', verbose_name='life events')),
-                ('result_license_type', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='resulting_items', to='catalog.licensetype', verbose_name='result license type')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "basic_code",
+                    models.CharField(db_index=True, max_length=32, verbose_name="basic code"),
+                ),
+                (
+                    "code",
+                    models.CharField(
+                        help_text="GB/T 39554.1 implementation code",
+                        max_length=64,
+                        unique=True,
+                        verbose_name="implementation code",
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                (
+                    "name_en",
+                    models.CharField(blank=True, max_length=200, verbose_name="English name"),
+                ),
+                ("summary", models.TextField(verbose_name="summary")),
+                ("summary_en", models.TextField(blank=True, verbose_name="English summary")),
+                (
+                    "item_type",
+                    models.CharField(
+                        choices=[
+                            ("licensing", "Administrative licensing"),
+                            ("confirmation", "Administrative confirmation"),
+                            ("payment", "Administrative payment"),
+                            ("filing", "Administrative filing"),
+                            ("public_service", "Public service"),
+                            ("other", "Other administrative power"),
+                        ],
+                        max_length=16,
+                        verbose_name="item type",
+                    ),
+                ),
+                (
+                    "audience",
+                    models.CharField(
+                        choices=[
+                            ("person", "Citizens"),
+                            ("organization", "Businesses and organizations"),
+                            ("both", "Citizens and organizations"),
+                        ],
+                        max_length=16,
+                        verbose_name="who may apply",
+                    ),
+                ),
+                ("conditions", models.TextField(verbose_name="conditions")),
+                ("conditions_en", models.TextField(blank=True, verbose_name="English conditions")),
+                ("legal_basis", models.TextField(verbose_name="legal basis")),
+                (
+                    "legal_limit_days",
+                    models.PositiveSmallIntegerField(
+                        verbose_name="legal time limit (working days)"
+                    ),
+                ),
+                (
+                    "promised_limit_days",
+                    models.PositiveSmallIntegerField(
+                        verbose_name="promised time limit (working days)"
+                    ),
+                ),
+                (
+                    "handling_kind",
+                    models.CharField(
+                        choices=[
+                            ("immediate", "Handled on the spot"),
+                            ("promised", "Handled within a promised time"),
+                        ],
+                        max_length=16,
+                        verbose_name="handling kind",
+                    ),
+                ),
+                ("is_free", models.BooleanField(default=True, verbose_name="free of charge")),
+                ("fee", models.TextField(blank=True, verbose_name="fees")),
+                (
+                    "online_depth",
+                    models.PositiveSmallIntegerField(
+                        choices=[
+                            (1, "Level 1: guide online"),
+                            (2, "Level 2: forms online"),
+                            (3, "Level 3: online pre-review"),
+                            (4, "Level 4: fully online"),
+                        ],
+                        verbose_name="online depth",
+                    ),
+                ),
+                (
+                    "cross_region",
+                    models.CharField(
+                        choices=[
+                            ("national", "Nationwide"),
+                            ("inter_province", "Across provinces"),
+                            ("inter_city", "Across cities in the province"),
+                            ("local", "This city only"),
+                        ],
+                        max_length=16,
+                        verbose_name="cross-region scope",
+                    ),
+                ),
+                (
+                    "visits_required",
+                    models.PositiveSmallIntegerField(default=0, verbose_name="visits required"),
+                ),
+                (
+                    "offline_locations",
+                    models.JSONField(
+                        blank=True, default=list, verbose_name="offline service locations"
+                    ),
+                ),
+                ("steps", models.JSONField(blank=True, default=list, verbose_name="process steps")),
+                (
+                    "faq",
+                    models.JSONField(
+                        blank=True, default=list, verbose_name="frequently asked questions"
+                    ),
+                ),
+                (
+                    "keywords",
+                    models.CharField(blank=True, max_length=200, verbose_name="search keywords"),
+                ),
+                ("is_active", models.BooleanField(default=True, verbose_name="published")),
+                ("version", models.PositiveIntegerField(default=1, editable=False)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("search_text", models.TextField(default="", editable=False)),
+                (
+                    "department",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="items",
+                        to="people.department",
+                        verbose_name="implementing department",
+                    ),
+                ),
+                (
+                    "life_events",
+                    models.ManyToManyField(
+                        blank=True,
+                        related_name="items",
+                        to="catalog.lifeevent",
+                        verbose_name="life events",
+                    ),
+                ),
+                (
+                    "result_license_type",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="resulting_items",
+                        to="catalog.licensetype",
+                        verbose_name="result license type",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'service item',
-                'verbose_name_plural': 'service items',
-                'ordering': ['code'],
+                "verbose_name": "service item",
+                "verbose_name_plural": "service items",
+                "ordering": ["code"],
             },
         ),
         migrations.CreateModel(
-            name='Material',
+            name="Material",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(help_text='The same key in several items means the same material (merged in bundles).', max_length=48, verbose_name='material key')),
-                ('name', models.CharField(max_length=100, verbose_name='name')),
-                ('name_en', models.CharField(blank=True, max_length=200, verbose_name='English name')),
-                ('form', models.CharField(choices=[('original', 'Original'), ('copy', 'Copy'), ('original_and_copy', 'Original and copy'), ('electronic', 'Electronic')], default='original', max_length=20, verbose_name='form')),
-                ('copies', models.PositiveSmallIntegerField(default=1, verbose_name='copies')),
-                ('requirement', models.CharField(choices=[('required', 'Required'), ('conditional', 'Conditional')], default='required', max_length=12, verbose_name='requirement')),
-                ('condition_note', models.CharField(blank=True, max_length=200, verbose_name='when required')),
-                ('dataset_codes', models.JSONField(blank=True, default=list, help_text='Codes of shared datasets (数据目录) that can satisfy this material.', verbose_name='satisfied by datasets')),
-                ('order', models.PositiveSmallIntegerField(default=0)),
-                ('license_types', models.ManyToManyField(blank=True, related_name='materials', to='catalog.licensetype', verbose_name='satisfied by license types')),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='materials', to='catalog.serviceitem')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "key",
+                    models.SlugField(
+                        help_text="The same key in several items means the same material (merged in bundles).",
+                        max_length=48,
+                        verbose_name="material key",
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                (
+                    "name_en",
+                    models.CharField(blank=True, max_length=200, verbose_name="English name"),
+                ),
+                (
+                    "form",
+                    models.CharField(
+                        choices=[
+                            ("original", "Original"),
+                            ("copy", "Copy"),
+                            ("original_and_copy", "Original and copy"),
+                            ("electronic", "Electronic"),
+                        ],
+                        default="original",
+                        max_length=20,
+                        verbose_name="form",
+                    ),
+                ),
+                ("copies", models.PositiveSmallIntegerField(default=1, verbose_name="copies")),
+                (
+                    "requirement",
+                    models.CharField(
+                        choices=[("required", "Required"), ("conditional", "Conditional")],
+                        default="required",
+                        max_length=12,
+                        verbose_name="requirement",
+                    ),
+                ),
+                (
+                    "condition_note",
+                    models.CharField(blank=True, max_length=200, verbose_name="when required"),
+                ),
+                (
+                    "dataset_codes",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Codes of shared datasets (数据目录) that can satisfy this material.",
+                        verbose_name="satisfied by datasets",
+                    ),
+                ),
+                ("order", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "license_types",
+                    models.ManyToManyField(
+                        blank=True,
+                        related_name="materials",
+                        to="catalog.licensetype",
+                        verbose_name="satisfied by license types",
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="materials",
+                        to="catalog.serviceitem",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'material',
-                'verbose_name_plural': 'materials',
-                'ordering': ['item', 'order', 'id'],
+                "verbose_name": "material",
+                "verbose_name_plural": "materials",
+                "ordering": ["item", "order", "id"],
             },
         ),
         migrations.CreateModel(
-            name='BundleItem',
+            name="BundleItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('order', models.PositiveSmallIntegerField(default=0)),
-                ('bundle', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='catalog.bundle')),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='catalog.serviceitem')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("order", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "bundle",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, to="catalog.bundle"
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, to="catalog.serviceitem"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['bundle', 'order', 'id'],
+                "ordering": ["bundle", "order", "id"],
             },
         ),
         migrations.AddField(
-            model_name='bundle',
-            name='items',
-            field=models.ManyToManyField(related_name='bundles', through='catalog.BundleItem', to='catalog.serviceitem', verbose_name='items'),
+            model_name="bundle",
+            name="items",
+            field=models.ManyToManyField(
+                related_name="bundles",
+                through="catalog.BundleItem",
+                to="catalog.serviceitem",
+                verbose_name="items",
+            ),
         ),
         migrations.CreateModel(
-            name='CatalogRevision',
+            name="CatalogRevision",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('item', 'Service item'), ('bundle', 'Bundle')], max_length=8)),
-                ('code', models.CharField(max_length=64)),
-                ('version', models.PositiveIntegerField()),
-                ('snapshot', models.JSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('author', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("item", "Service item"), ("bundle", "Bundle")], max_length=8
+                    ),
+                ),
+                ("code", models.CharField(max_length=64)),
+                ("version", models.PositiveIntegerField()),
+                ("snapshot", models.JSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "author",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'catalog revision',
-                'verbose_name_plural': 'catalog revisions',
-                'ordering': ['kind', 'code', '-version'],
-                'constraints': [models.UniqueConstraint(fields=('kind', 'code', 'version'), name='revision_unique')],
+                "verbose_name": "catalog revision",
+                "verbose_name_plural": "catalog revisions",
+                "ordering": ["kind", "code", "-version"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("kind", "code", "version"), name="revision_unique"
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='serviceitem',
-            constraint=models.CheckConstraint(condition=models.Q(('promised_limit_days__lte', models.F('legal_limit_days'))), name='item_promised_within_legal_limit'),
+            model_name="serviceitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("promised_limit_days__lte", models.F("legal_limit_days"))),
+                name="item_promised_within_legal_limit",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='material',
-            constraint=models.UniqueConstraint(fields=('item', 'key'), name='material_key_unique_per_item'),
+            model_name="material",
+            constraint=models.UniqueConstraint(
+                fields=("item", "key"), name="material_key_unique_per_item"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bundleitem',
-            constraint=models.UniqueConstraint(fields=('bundle', 'item'), name='bundle_item_unique'),
+            model_name="bundleitem",
+            constraint=models.UniqueConstraint(
+                fields=("bundle", "item"), name="bundle_item_unique"
+            ),
         ),
     ]
