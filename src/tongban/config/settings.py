@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tongban.core.middleware.ElderModeMiddleware",
+    "tongban.core.middleware.ErrorPageMiddleware",
 ]
 
 ROOT_URLCONF = "tongban.config.urls"
@@ -94,6 +95,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "tongban.portal.context_processors.region",
             ],
         },
     },

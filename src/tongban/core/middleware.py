@@ -3,6 +3,9 @@
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from .errors import TongbanError
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -31,7 +34,9 @@ class SecurityHeadersMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
+        )
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         return response
 
@@ -45,3 +50,21 @@ class ElderModeMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.elder_mode = request.COOKIES.get(ELDER_COOKIE) == "1"  # type: ignore[attr-defined]
         return self.get_response(request)
+
+
+class ErrorPageMiddleware:
+    """The one place where a `TongbanError` raised under a page becomes a response: an error
+    page with the error's status and message (the API has its own handler)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, TongbanError):
+            return None
+        return render(
+            request, "error.html", {"error": exception}, status=exception.status
+        )
