@@ -6,9 +6,9 @@ so license types live here too; materials name datasets by code only.
 
 from django.conf import settings
 from django.db import models
-from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from tongban.core.i18n import translated
 from tongban.people.models import Department
 
 
@@ -25,11 +25,7 @@ class Translated(models.Model):
         abstract = True
 
     def tr(self, field: str) -> str:
-        if (get_language() or "").startswith("en"):
-            english = getattr(self, f"{field}_en", "")
-            if english:
-                return str(english)
-        return str(getattr(self, field))
+        return translated(self, field)
 
     @property
     def display_name(self) -> str:

@@ -27,8 +27,9 @@ def search_terms(q: str) -> list[str]:
     return [t.lower() for t in q.split() if t]
 
 
-def _ranked(qs: QuerySet, terms: list[str]) -> QuerySet:
-    """AND all terms over `search_text`; rank name matches first, then keyword matches."""
+def _ranked(qs: QuerySet, terms: list[str], *, strong: tuple[str, ...] = ()) -> QuerySet:
+    """AND all terms over `search_text`; rank name matches first, then matches in keywords
+    and the `strong` fields, then the rest."""
     for term in terms:
         qs = qs.filter(search_text__contains=term)
     if not terms:
@@ -37,7 +38,14 @@ def _ranked(qs: QuerySet, terms: list[str]) -> QuerySet:
     return qs.annotate(
         rank=Case(
             When(Q(name__icontains=first) | Q(name_en__icontains=first), then=Value(0)),
-            When(keywords__icontains=first, then=Value(1)),
+            When(
+                Q(
+                    keywords__icontains=first,
+                    _connector=Q.OR,
+                    **{f"{f}__icontains": first for f in strong},
+                ),
+                then=Value(1),
+            ),
             default=Value(2),
             output_field=IntegerField(),
         )
@@ -65,7 +73,7 @@ def item_search(
         qs = qs.filter(online_depth=online_depth)
     if audience:
         qs = qs.filter(audience__in=[audience, "both"])
-    return _ranked(qs, search_terms(q))
+    return _ranked(qs, search_terms(q), strong=("result_license_type__name",))
 
 
 def bundle_search(*, q: str = "", life_event: str | None = None) -> QuerySet[Bundle]:

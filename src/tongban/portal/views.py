@@ -141,7 +141,11 @@ def elder_mode(request: HttpRequest) -> HttpResponse:
     response = HttpResponseRedirect(_safe_next(request))
     if request.POST.get("on") == "1":
         response.set_cookie(
-            ELDER_COOKIE, "1", max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+            ELDER_COOKIE,
+            "1",
+            max_age=365 * 24 * 3600,
+            samesite="Lax",
+            httponly=True,
             secure=request.is_secure(),
         )
     else:

@@ -5,6 +5,7 @@ from typing import Any
 from django import template
 from django.http import QueryDict
 
+from tongban.core.i18n import translated
 from tongban.core.ids import mask_id
 
 register = template.Library()
@@ -12,18 +13,9 @@ register = template.Library()
 
 @register.filter
 def tr(obj: Any, field: str) -> str:
-    """`{{ item|tr:"summary" }}`: the field in the active language, Chinese as fallback."""
-    return obj.tr(field)
-
-
-@register.filter
-def step_text(step: dict[str, str], field: str) -> str:
-    """A field of a JSON step/FAQ/location entry in the active language."""
-    from django.utils.translation import get_language
-
-    if (get_language() or "").startswith("en") and step.get(f"{field}_en"):
-        return step[f"{field}_en"]
-    return step.get(field, "")
+    """`{{ item|tr:"summary" }}`: the field in the active language, Chinese as fallback.
+    Works for models and for JSON entries such as steps and FAQ."""
+    return translated(obj, field)
 
 
 @register.filter
