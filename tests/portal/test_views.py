@@ -90,3 +90,8 @@ def test_forms_require_csrf(catalog):
 def test_pages_send_a_strict_csp(client, catalog):
     csp = client.get("/").headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+def test_chinese_by_default_whatever_the_browser_asks(client, catalog):
+    page = html(client.get("/items/ITEM-SOLE/", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9"))
+    assert 'lang="zh-Hans"' in page and "个体工商户登记" in page

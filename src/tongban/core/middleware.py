@@ -2,8 +2,11 @@
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import translation
+from django.utils.cache import patch_vary_headers
 
 from .errors import TongbanError
 
@@ -68,3 +71,24 @@ class ErrorPageMiddleware:
         return render(
             request, "error.html", {"error": exception}, status=exception.status
         )
+
+
+class LanguageMiddleware:
+    """Chinese by default, English after one click: the language comes from the cookie that
+    Django's `set_language` view sets, never from the browser's Accept-Language, so every
+    visitor first sees the same zh-Hans page."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.supported = {code for code, _name in settings.LANGUAGES}
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        language = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
+        if language not in self.supported:
+            language = settings.LANGUAGE_CODE
+        translation.activate(language)
+        request.LANGUAGE_CODE = translation.get_language()  # type: ignore[attr-defined]
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Language", request.LANGUAGE_CODE)  # type: ignore[attr-defined]
+        patch_vary_headers(response, ("Cookie",))
+        return response
