@@ -87,3 +87,13 @@ def test_anonymous_and_citizens_cannot_edit_the_catalog(client, role):
     item.refresh_from_db()
     assert (item.name, item.version) == ("个体工商户登记", 1)
     assert CatalogRevision.objects.count() == 4
+
+
+def test_item_change_page_links_to_its_history(client, data_admin):
+    make_catalog()
+    item = ServiceItem.objects.get(code="ITEM-SOLE")
+    client.force_login(data_admin)
+    page = client.get(f"/admin/catalog/serviceitem/{item.pk}/change/").content.decode()
+    assert "/admin/catalog/catalogrevision/?kind=item&amp;code=ITEM-SOLE" in page
+    listing = client.get("/admin/catalog/catalogrevision/", {"kind": "item", "code": "ITEM-SOLE"})
+    assert listing.status_code == 200

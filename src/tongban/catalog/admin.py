@@ -6,6 +6,9 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from tongban.audit.services import audit_record
 
@@ -40,8 +43,25 @@ class NoDeleteAdmin(admin.ModelAdmin):
         return False
 
 
+class VersionedAdmin(NoDeleteAdmin):
+    """Shows the version and a link to every saved revision of the object."""
+
+    revision_kind = ""
+
+    @admin.display(description=_("history"))
+    def history_link(self, obj: Any) -> str:
+        if not obj.pk:
+            return "-"
+        url = reverse("admin:catalog_catalogrevision_changelist")
+        return format_html(
+            '<a href="{}?kind={}&code={}">{}</a>', url, self.revision_kind, obj.code,
+            _("All %(n)s versions") % {"n": obj.version},
+        )
+
+
 @admin.register(ServiceItem)
-class ServiceItemAdmin(NoDeleteAdmin):
+class ServiceItemAdmin(VersionedAdmin):
+    revision_kind = "item"
     list_display = [
         "name",
         "code",
@@ -53,7 +73,7 @@ class ServiceItemAdmin(NoDeleteAdmin):
     ]
     list_filter = ["is_active", "item_type", "online_depth", "cross_region", "department"]
     search_fields = ["name", "name_en", "code", "basic_code", "keywords"]
-    readonly_fields = ["version", "updated_at"]
+    readonly_fields = ["version", "history_link", "updated_at"]
     filter_horizontal = ["life_events"]
     inlines = [MaterialInline]
 
@@ -69,11 +89,12 @@ class BundleItemInline(admin.TabularInline):
 
 
 @admin.register(Bundle)
-class BundleAdmin(NoDeleteAdmin):
+class BundleAdmin(VersionedAdmin):
+    revision_kind = "bundle"
     list_display = ["name", "code", "life_event", "lead_department", "version", "is_active"]
     list_filter = ["is_active", "life_event"]
     search_fields = ["name", "name_en", "code", "keywords"]
-    readonly_fields = ["version", "updated_at"]
+    readonly_fields = ["version", "history_link", "updated_at"]
     inlines = [BundleItemInline]
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
@@ -112,7 +133,7 @@ class LifeEventAdmin(AuditedAdmin):
 @admin.register(CatalogRevision)
 class CatalogRevisionAdmin(admin.ModelAdmin):
     list_display = ["kind", "code", "version", "author", "created_at"]
-    list_filter = ["kind"]
+    list_filter = ["kind", "code"]
     search_fields = ["code"]
     readonly_fields = ["kind", "code", "version", "snapshot", "author", "created_at"]
 
