@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from tongban.audit.services import audit_record
@@ -52,11 +53,9 @@ class VersionedAdmin(NoDeleteAdmin):
     def history_link(self, obj: Any) -> str:
         if not obj.pk:
             return "-"
-        url = reverse("admin:catalog_catalogrevision_changelist")
-        return format_html(
-            '<a href="{}?kind={}&code={}">{}</a>', url, self.revision_kind, obj.code,
-            _("All %(n)s versions") % {"n": obj.version},
-        )
+        query = urlencode({"kind": self.revision_kind, "code": obj.code})
+        url = f"{reverse('admin:catalog_catalogrevision_changelist')}?{query}"
+        return format_html('<a href="{}">{}</a>', url, _("All %(n)s versions") % {"n": obj.version})
 
 
 @admin.register(ServiceItem)
