@@ -19,7 +19,9 @@ def test_list_items_searches_and_paginates(client, catalog):
     assert body["count"] == 2
     assert [i["code"] for i in body["items"]] == ["ITEM-SOLE"]
     assert body["items"][0]["department"] == {
-        "code": "market", "name": "演示市市场监督管理局", "name_en": "market bureau",
+        "code": "market",
+        "name": "演示市市场监督管理局",
+        "name_en": "market bureau",
     }
     page2 = client.get("/api/v1/catalog/items", {"q": "营业执照", "page_size": 1, "page": 2})
     assert [i["code"] for i in page2.json()["items"]] == ["ITEM-HUKOU"]
@@ -66,7 +68,9 @@ def test_bundle_list_and_detail(client, catalog):
     detail = client.get("/api/v1/catalog/bundles/newborn").json()
     assert [i["code"] for i in detail["items"]] == ["ITEM-BIRTH", "ITEM-HUKOU"]
     assert [m["key"] for m in detail["materials"]] == [
-        "resident_id_card", "application_form", "birth_proof",
+        "resident_id_card",
+        "application_form",
+        "birth_proof",
     ]
     assert detail["materials"][0]["items"] == ["ITEM-BIRTH", "ITEM-HUKOU"]
     assert detail["savings"]["separate_days"] == 7 and detail["savings"]["bundle_days"] == 4
@@ -85,6 +89,10 @@ def test_catalog_cannot_be_written_through_the_api(client, catalog):
 def test_openapi_document_lists_catalog_endpoints(client):
     spec = client.get("/api/v1/openapi.json").json()
     assert spec["openapi"].startswith("3.")
-    assert {"/api/v1/catalog/items", "/api/v1/catalog/items/{code}",
-            "/api/v1/catalog/bundles", "/api/v1/catalog/bundles/{code}"} <= set(spec["paths"])
+    assert {
+        "/api/v1/catalog/items",
+        "/api/v1/catalog/items/{code}",
+        "/api/v1/catalog/bundles",
+        "/api/v1/catalog/bundles/{code}",
+    } <= set(spec["paths"])
     assert client.get("/api/v1/docs").status_code == 200

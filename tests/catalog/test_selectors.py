@@ -72,7 +72,11 @@ def test_bundle_merges_shared_materials_and_reports_savings(catalog):
         ("birth_proof", ["ITEM-HUKOU"], False, True),
     ]
     savings = selectors.bundle_savings(bundle=bundle, items=items)
-    assert (savings.separate_materials, savings.bundle_materials, savings.materials_saved) == (4, 3, 1)
+    assert (savings.separate_materials, savings.bundle_materials, savings.materials_saved) == (
+        4,
+        3,
+        1,
+    )
     assert (savings.separate_days, savings.bundle_days, savings.days_saved) == (7, 4, 3)
     assert (savings.separate_steps, savings.bundle_steps, savings.steps_saved) == (4, 2, 2)
     assert (savings.separate_visits, savings.visits_saved) == (1, 1)

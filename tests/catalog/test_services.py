@@ -40,9 +40,12 @@ def test_a_change_makes_a_new_revision_with_the_diff():
     assert list(item.materials.values_list("key", flat=True)) == ["resident_id_card"]
     latest = CatalogRevision.objects.get(kind="item", code="ITEM-SOLE", version=2)
     assert latest.snapshot["promised_limit_days"] == 2
-    assert CatalogRevision.objects.get(kind="item", code="ITEM-SOLE", version=1).snapshot[
-        "promised_limit_days"
-    ] == 1
+    assert (
+        CatalogRevision.objects.get(kind="item", code="ITEM-SOLE", version=1).snapshot[
+            "promised_limit_days"
+        ]
+        == 1
+    )
 
 
 def test_search_text_covers_name_keywords_license_and_materials():

@@ -36,8 +36,15 @@ def test_search_with_too_long_query_is_a_422_page(client, catalog):
 
 def test_item_guide_shows_every_element(client, catalog):
     page = html(client.get("/items/ITEM-SOLE/"))
-    for text in ("个体工商户登记", "年满18周岁", "《中华人民共和国行政许可法》", "居民身份证", "申请表",
-                 "演示市市场监督管理局", "ITEM-SOLE"):
+    for text in (
+        "个体工商户登记",
+        "年满18周岁",
+        "《中华人民共和国行政许可法》",
+        "居民身份证",
+        "申请表",
+        "演示市市场监督管理局",
+        "ITEM-SOLE",
+    ):
         assert text in page
     assert page.count("source-fetched") == 1 and page.count("source-upload") == 1
 

@@ -1,5 +1,6 @@
 """Reads of the service catalog: search, guides, merged bundle materials and savings."""
 
+import re
 from dataclasses import dataclass, field
 
 from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
@@ -18,10 +19,25 @@ class QueryTooLong(ValidationError):
     default_message = _("The search text is too long (at most 100 characters).")
 
 
+class InvalidCharacters(ValidationError):
+    code = "invalid_characters"
+    default_message = _("The request contains control characters.")
+
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _code(value: str | None) -> str | None:
+    """A code used as a filter; control characters (which PostgreSQL refuses) are bad input."""
+    if value and CONTROL_CHARACTERS.search(value):
+        raise InvalidCharacters()
+    return value
+
+
 def search_terms(q: str) -> list[str]:
     """Split a query into lower-case terms; Chinese text is matched as substrings, so a
     term like 营业执照 matches wherever those characters appear."""
-    q = (q or "").strip()
+    q = CONTROL_CHARACTERS.sub(" ", q or "").strip()
     if len(q) > MAX_QUERY_LENGTH:
         raise QueryTooLong()
     return [t.lower() for t in q.split() if t]
@@ -63,6 +79,9 @@ def item_search(
 ) -> QuerySet[ServiceItem]:
     """Published items matching the query and filters, best matches first (事项检索)."""
     qs = ServiceItem.objects.filter(is_active=True).select_related("department")
+    department, life_event, item_type, audience = map(
+        _code, (department, life_event, item_type, audience)
+    )
     if department:
         qs = qs.filter(department__code=department)
     if life_event:
@@ -78,6 +97,7 @@ def item_search(
 
 def bundle_search(*, q: str = "", life_event: str | None = None) -> QuerySet[Bundle]:
     qs = Bundle.objects.filter(is_active=True).select_related("life_event", "lead_department")
+    life_event = _code(life_event)
     if life_event:
         qs = qs.filter(life_event__code=life_event)
     return _ranked(qs, search_terms(q))
@@ -85,6 +105,7 @@ def bundle_search(*, q: str = "", life_event: str | None = None) -> QuerySet[Bun
 
 def item_get(*, code: str) -> ServiceItem:
     """One published item with everything its guide (办事指南) shows."""
+    _code(code)
     materials = Material.objects.prefetch_related("license_types").order_by("order", "id")
     try:
         return (
@@ -99,6 +120,7 @@ def item_get(*, code: str) -> ServiceItem:
 
 
 def bundle_get(*, code: str) -> Bundle:
+    _code(code)
     try:
         return Bundle.objects.select_related("life_event", "lead_department").get(
             code=code, is_active=True
@@ -203,6 +225,7 @@ def life_events(*, audience: str | None = None) -> QuerySet[LifeEvent]:
 
 
 def life_event_get(*, code: str) -> LifeEvent:
+    _code(code)
     try:
         return LifeEvent.objects.get(code=code)
     except LifeEvent.DoesNotExist:
@@ -216,6 +239,7 @@ def departments_with_items() -> QuerySet[Department]:
 
 
 def department_get(*, code: str) -> Department:
+    _code(code)
     try:
         return Department.objects.get(code=code)
     except Department.DoesNotExist:
