@@ -2,6 +2,8 @@
 service guides (办事指南) for items and one-thing bundles. Pages are server-rendered; the
 search box refreshes its results in place with htmx."""
 
+from typing import Any
+
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -41,7 +43,7 @@ def search(request: HttpRequest) -> HttpResponse:
     """Items and bundles matching `q` and the filters; an htmx request gets the results only."""
     params = request.GET
     depth = params.get("online_depth", "")
-    filters = {
+    filters: dict[str, Any] = {
         "q": params.get("q", ""),
         "department": params.get("department") or None,
         "life_event": params.get("life_event") or None,
