@@ -66,3 +66,61 @@ class RateLimitedError(TongbanError):
     code = "rate_limited"
     status = 429
     default_message = _("Too many requests. Please try again later.")
+
+
+# Working-day calendar (工作日历): codes an administrator sees when a year's file is refused.
+
+
+class CalendarError(ValidationError):
+    code = "calendar_invalid"
+    default_message = _("The calendar data is not valid.")
+
+
+class CalendarFileInvalid(CalendarError):
+    code = "calendar_file_invalid"
+    default_message = _("The calendar file could not be read.")
+
+
+class CalendarYearInvalid(CalendarError):
+    code = "calendar_year_invalid"
+    default_message = _("The year is out of range.")
+
+
+class CalendarYearExists(CalendarError):
+    code = "calendar_year_exists"
+    default_message = _("This year is already loaded; choose replace to load it again.")
+
+
+class CalendarEmpty(CalendarError):
+    code = "calendar_empty"
+    default_message = _("The calendar data lists no days.")
+
+
+class CalendarKindInvalid(CalendarError):
+    code = "calendar_kind_invalid"
+    default_message = _("A day's kind must be holiday or workday.")
+
+
+class CalendarDateOutsideYear(CalendarError):
+    code = "calendar_date_outside_year"
+    default_message = _("A date is outside the year being loaded.")
+
+
+class CalendarHolidayOnWeekend(CalendarError):
+    code = "calendar_holiday_on_weekend"
+    default_message = _("A holiday must fall on a weekday; weekends are off anyway.")
+
+
+class CalendarWorkdayOnWeekday(CalendarError):
+    code = "calendar_workday_on_weekday"
+    default_message = _("An adjusted working day must fall on a Saturday or Sunday.")
+
+
+class CalendarDuplicateDate(CalendarError):
+    code = "calendar_duplicate_date"
+    default_message = _("A date is listed more than once.")
+
+
+class CalendarNameInvalid(CalendarError):
+    code = "calendar_name_invalid"
+    default_message = _("A day's name is too long.")

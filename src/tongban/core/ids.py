@@ -48,12 +48,14 @@ def resident_id_sex(value: str) -> str:
 def mask_id(value: str, *, keep_start: int = 4, keep_end: int = 4) -> str:
     """Mask the middle of an identifier for display, e.g. 3701**********123X.
 
-    Short values are masked whole except one character at each end, so a mask never
-    reveals more than half of the value."""
+    When the kept ends would show more than half of the value, only one character at each
+    end is kept (none below four characters), so a mask never reveals more than half."""
     value = value or ""
     n = len(value)
     if n == 0:
         return ""
+    keep_start, keep_end = max(keep_start, 0), max(keep_end, 0)
     if keep_start + keep_end > n // 2:
-        keep_start = keep_end = 1 if n > 2 else 0
+        # Two kept characters are at most half only from four characters up.
+        keep_start = keep_end = 1 if n >= 4 else 0
     return value[:keep_start] + "*" * (n - keep_start - keep_end) + value[n - keep_end :]
