@@ -28,9 +28,7 @@ class Person(models.Model):
         verbose_name = _("person")
         verbose_name_plural = _("people")
         constraints = [
-            models.CheckConstraint(
-                condition=models.Q(sex__in=["M", "F"]), name="person_sex_valid"
-            ),
+            models.CheckConstraint(condition=models.Q(sex__in=["M", "F"]), name="person_sex_valid"),
         ]
 
     def __str__(self) -> str:
@@ -54,7 +52,9 @@ class Organization(models.Model):
     name = models.CharField(_("name"), max_length=128)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     legal_representative = models.ForeignKey(
-        Person, on_delete=models.PROTECT, related_name="represented_organizations",
+        Person,
+        on_delete=models.PROTECT,
+        related_name="represented_organizations",
         verbose_name=_("legal representative"),
     )
     division_code = models.CharField(_("registration division"), max_length=12)
@@ -77,7 +77,11 @@ class Department(models.Model):
     name_en = models.CharField(_("English name"), max_length=128, blank=True)
     region_code = models.CharField(_("region code"), max_length=12)
     parent = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children",
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="children",
         verbose_name=_("parent"),
     )
     address = models.CharField(_("address"), max_length=200, blank=True)
@@ -131,5 +135,10 @@ class User(AbstractUser):
 
     @property
     def requires_totp(self) -> bool:
-        """Staff and administrators must use a second factor (TOTP)."""
-        return self.role in {self.Role.STAFF, self.Role.DATA_ADMIN, self.Role.SYS_ADMIN}
+        """Staff and administrators must use a second factor (TOTP). So must anyone who may
+        enter the Django admin, whatever their role (e.g. a `createsuperuser` account)."""
+        return (
+            self.role in {self.Role.STAFF, self.Role.DATA_ADMIN, self.Role.SYS_ADMIN}
+            or self.is_staff
+            or self.is_superuser
+        )
