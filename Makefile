@@ -71,7 +71,7 @@ compile-messages: install
 messages: install
 	@scripts/system-packages.sh gettext
 	cd src/tongban
-	$(TONGBAN) makemessages -l zh_Hans --ignore='.venv/*' --no-obsolete
+	$(TONGBAN) makemessages -l zh_Hans --ignore='.venv/*' --no-location --no-obsolete
 	$(TONGBAN) compilemessages
 
 # --- the demo --------------------------------------------------------------------------
