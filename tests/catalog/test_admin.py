@@ -7,6 +7,8 @@ from django.contrib.auth.models import Permission
 from tongban.catalog.models import CatalogRevision, ServiceItem
 from tongban.people.models import User
 
+from tests.people.factories import login_verified
+
 from .factories import make_catalog
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +65,7 @@ def test_data_admin_edit_creates_a_revision(client, data_admin):
     # Given a data administrator and a published item at version 1
     make_catalog()
     item = ServiceItem.objects.get(code="ITEM-SOLE")
-    client.force_login(data_admin)
+    login_verified(client, data_admin)
     # When they change its promised time limit in the admin
     response = client.post(
         f"/admin/catalog/serviceitem/{item.pk}/change/", change_form(item, promised_limit_days=2)
@@ -80,7 +82,7 @@ def test_data_admin_edit_creates_a_revision(client, data_admin):
 def test_items_cannot_be_deleted_even_by_a_data_admin(client, data_admin):
     make_catalog()
     item = ServiceItem.objects.get(code="ITEM-SOLE")
-    client.force_login(data_admin)
+    login_verified(client, data_admin)
     response = client.post(f"/admin/catalog/serviceitem/{item.pk}/delete/", {"post": "yes"})
     assert response.status_code == 403
     assert ServiceItem.objects.filter(code="ITEM-SOLE").exists()
@@ -108,7 +110,7 @@ def test_anonymous_and_citizens_cannot_edit_the_catalog(client, role):
 def test_item_change_page_links_to_its_history(client, data_admin):
     make_catalog()
     item = ServiceItem.objects.get(code="ITEM-SOLE")
-    client.force_login(data_admin)
+    login_verified(client, data_admin)
     page = client.get(f"/admin/catalog/serviceitem/{item.pk}/change/").content.decode()
     assert "/admin/catalog/catalogrevision/?kind=item&amp;code=ITEM-SOLE" in page
     listing = client.get("/admin/catalog/catalogrevision/", {"kind": "item", "code": "ITEM-SOLE"})

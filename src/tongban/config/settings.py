@@ -50,7 +50,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "tongban.people.apps.TongbanAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -162,6 +162,10 @@ AUDIT_CHECKPOINT_INTERVAL = int(os.environ.get("AUDIT_CHECKPOINT_INTERVAL", "256
 # The region this node serves; the demo city 演示市 uses these by default.
 TONGBAN_REGION_CODE = os.environ.get("TONGBAN_REGION_CODE", "370100")
 TONGBAN_REGION_NAME = os.environ.get("TONGBAN_REGION_NAME", "演示市")
+
+# Staff and administrators sign in with TOTP (django-otp); secrets are never shown in admin.
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", f"{TONGBAN_REGION_NAME}通办")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 NINJA_PAGINATION_PER_PAGE = 20
 
