@@ -1,6 +1,8 @@
 """The citizen's main journey in headless Chromium on a phone: search, open a guide, switch
 to English and back, switch to elder mode — with axe-core finding no serious violation."""
 
+import io
+
 import pytest
 from django.core.management import call_command
 
@@ -9,7 +11,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def demo_city() -> None:
-    call_command("seed-demo", residents=20, organizations=5, stdout=open("/dev/null", "w"))
+    call_command("seed-demo", residents=20, organizations=5, stdout=io.StringIO())
 
 
 def test_search_guide_language_and_elder_mode_on_a_phone(

@@ -4,10 +4,9 @@ refused for everyone else with nothing changed."""
 import pytest
 from django.contrib.auth.models import Permission
 
+from tests.people.factories import login_verified
 from tongban.catalog.models import CatalogRevision, ServiceItem
 from tongban.people.models import User
-
-from tests.people.factories import login_verified
 
 from .factories import make_catalog
 

@@ -1,13 +1,40 @@
-"""Synthetic residents and organizations of the demo city 演示市, made deterministically
-from a seed with Faker (zh_CN), with valid resident IDs and credit codes."""
+"""The demo city 演示市: departments and the service catalog from `catalog/demo/catalog.yaml`,
+and synthetic residents and organizations made deterministically from a seed with Faker
+(zh_CN), with valid resident IDs and credit codes, plus one account per role.
+
+Everything goes through the same services as real data, so it is validated and audited.
+Seeding is idempotent: what exists is left alone, so a re-run creates nothing."""
 
 import datetime as dt
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import yaml
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
 from faker import Faker
 from stdnum.cn import ric, uscc
+
+from tongban.audit.services import checkpoint_create
+from tongban.catalog.services import catalog_load
+from tongban.people import services as people_services
+from tongban.people.models import Department, Organization, Person, User
+
+CATALOG_FILE = Path(__file__).resolve().parent.parent / "catalog" / "demo" / "catalog.yaml"
+DEMO_PASSWORD = "Tongban-demo-2026"  # noqa: S105  (printed for the demo on purpose)
+SEED = 2026
+ACTOR = "system:seed-demo"
+DATA_ADMIN_GROUP = "数据管理员 data administrators"
+DEMO_ACCOUNTS = [
+    ("citizen", "citizen", "a resident (自然人)"),
+    ("agent", "org_agent", "an organization agent (法人经办人)"),
+    ("staff", "staff", "window staff of the market regulation bureau (TOTP at first login)"),
+    ("dataadmin", "data_admin", "data administrator: edits the catalog at /admin/ (TOTP)"),
+    ("sysadmin", "sys_admin", "system administrator (TOTP at first login)"),
+]
 
 # Districts of the demo city (GB/T 2260). Their codes exist only since 1983, so people
 # born earlier carry the city-level code in their ID, as real IDs of that age do.
@@ -69,7 +96,7 @@ def credit_code(prefix: str, area: str, digits: str) -> str:
 
 def people(seed: int, count: int, today: dt.date = REFERENCE_DATE) -> Iterator[DemoPerson]:
     """`count` residents; the same seed and date always give the same people."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311  (reproducible demo data, not secrets)
     fake = Faker("zh_CN")
     fake.seed_instance(seed)
     seen: set[str] = set()
@@ -91,7 +118,7 @@ def people(seed: int, count: int, today: dt.date = REFERENCE_DATE) -> Iterator[D
 
 
 def organizations(seed: int, count: int) -> Iterator[DemoOrganization]:
-    rng = random.Random(seed + 1)
+    rng = random.Random(seed + 1)  # noqa: S311  (reproducible demo data, not secrets)
     fake = Faker("zh_CN")
     fake.seed_instance(seed + 1)
     seen: set[str] = set()
@@ -110,3 +137,126 @@ def organizations(seed: int, count: int) -> Iterator[DemoOrganization]:
             name = fake.company()
             kind = "enterprise"
         yield DemoOrganization(code, name, kind, district)
+
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class SeedReport:
+    created: dict[str, int] = field(default_factory=dict)
+
+
+def seed_demo_city(
+    *, residents: int = 1000, organizations: int = 200, progress: Progress | None = None
+) -> SeedReport:
+    """Seed the demo city; safe to run again (创建演示市数据)."""
+    report = SeedReport()
+    document = yaml.safe_load(CATALOG_FILE.read_text(encoding="utf-8"))
+    with transaction.atomic():
+        report.created["departments"] = _seed_departments(document["departments"])
+        catalog = catalog_load(data=document, actor=ACTOR)
+        report.created.update(catalog.created)
+    report.created["residents"] = _seed_people(residents, progress)
+    report.created["organizations"] = _seed_organizations(organizations)
+    with transaction.atomic():
+        report.created["accounts"] = _seed_accounts()
+    checkpoint_create()
+    return report
+
+
+def _seed_departments(rows: list[dict[str, Any]]) -> int:
+    created = 0
+    for row in rows:  # parents come before their children in the file
+        if Department.objects.filter(code=row["code"]).exists():
+            continue
+        parent = Department.objects.get(code=row["parent"]) if row.get("parent") else None
+        people_services.department_create(
+            code=row["code"],
+            credit_code=row["credit_code"],
+            name=row["name"],
+            name_en=row.get("name_en", ""),
+            region_code=row["region_code"],
+            parent=parent,
+            address=row.get("address", ""),
+            phone=row.get("phone", ""),
+            actor=ACTOR,
+        )
+        created += 1
+    return created
+
+
+def _seed_people(count: int, progress: Progress | None, batch_size: int = 100) -> int:
+    existing = set(Person.objects.values_list("resident_id", flat=True))
+    todo = [p for p in people(SEED, count) if p.resident_id not in existing]
+    for start in range(0, len(todo), batch_size):
+        with transaction.atomic():
+            for p in todo[start : start + batch_size]:
+                people_services.person_create(
+                    resident_id=p.resident_id,
+                    name=p.name,
+                    division_code=p.division_code,
+                    phone=p.phone,
+                    actor=ACTOR,
+                )
+        if progress:
+            progress("residents", min(start + batch_size, len(todo)), len(todo))
+    return len(todo)
+
+
+def _seed_organizations(count: int) -> int:
+    existing = set(Organization.objects.values_list("credit_code", flat=True))
+    # Legal representatives are adults, picked in a stable order.
+    adults = Person.objects.filter(birth_date__lte=dt.date(2000, 1, 1)).order_by("resident_id")
+    created = 0
+    with transaction.atomic():
+        for org, representative in zip(organizations(SEED, count), adults, strict=False):
+            if org.credit_code in existing:
+                continue
+            people_services.organization_create(
+                credit_code=org.credit_code,
+                name=org.name,
+                kind=org.kind,
+                legal_representative=representative,
+                division_code=org.division_code,
+                actor=ACTOR,
+            )
+            created += 1
+    return created
+
+
+def _seed_accounts() -> int:
+    group, _created = Group.objects.get_or_create(name=DATA_ADMIN_GROUP)
+    group.permissions.set(
+        Permission.objects.filter(content_type__app_label__in=["catalog", "core"])
+    )
+    organization = Organization.objects.order_by("credit_code").first()
+    links: dict[str, dict[str, Any]] = {
+        "citizen": {
+            "person": Person.objects.filter(birth_date__lte=dt.date(1990, 1, 1))
+            .order_by("resident_id")
+            .first()
+        },
+        "agent": {
+            "person": organization.legal_representative if organization else None,
+            "organization": organization,
+        },
+        "staff": {"department": Department.objects.get(code="market")},
+    }
+    created = 0
+    for username, role, _description in DEMO_ACCOUNTS:
+        if User.objects.filter(username=username).exists():
+            continue
+        if username in {"citizen", "agent"} and links[username]["person"] is None:
+            continue  # a seed without residents or organizations has no one to link
+        user = people_services.user_create(
+            username=username,
+            password=DEMO_PASSWORD,
+            role=role,
+            actor=ACTOR,
+            **links.get(username, {}),
+        )
+        if role == "data_admin":
+            user.groups.add(group)
+        created += 1
+    return created
