@@ -91,7 +91,7 @@ demo: install compile-messages
 
 # Every stage runs, even after one has failed; the summary names each stage's result and
 # time, and the exit status is non-zero if any stage failed.
-TEST_STAGES := check-migrations test-sqlite test-postgres test-browser
+TEST_STAGES := lint check-migrations test-sqlite test-postgres test-browser
 
 test: install system-packages compile-messages
 	@status=0
