@@ -64,7 +64,7 @@ def test_bundle_merges_shared_materials_and_reports_savings(catalog):
     bundle = selectors.bundle_get(code="newborn")
     items = selectors.bundle_items(bundle=bundle)
     # When the materials are merged
-    merged = selectors.bundle_materials_merged(items=items)
+    merged = selectors.materials_merged(items=items)
     # Then the ID is asked for once, for both items, and stays required and fetchable
     assert [(m.key, [i.code for i in m.items], m.required, m.fetchable) for m in merged] == [
         ("resident_id_card", ["ITEM-BIRTH", "ITEM-HUKOU"], True, True),

@@ -53,7 +53,7 @@ def get_bundle(request: HttpRequest, code: str) -> Any:
             if f not in {"items", "materials", "savings"}
         },
         "items": items,
-        "materials": selectors.bundle_materials_merged(items=items),
+        "materials": selectors.materials_merged(items=items),
         "savings": selectors.bundle_savings(bundle=bundle, items=items),
     }
 

@@ -191,7 +191,7 @@ class BundleSavings:
         return self.separate_visits - self.bundle_visits
 
 
-def bundle_materials_merged(*, items: list[ServiceItem]) -> list[MergedMaterial]:
+def materials_merged(*, items: list[ServiceItem]) -> list[MergedMaterial]:
     """Merge the items' materials: the same `key` is asked for once. The merged material is
     required if any item requires it, and fetchable if any item's version can be fetched."""
     merged: dict[str, MergedMaterial] = {}
@@ -209,7 +209,7 @@ def bundle_savings(*, bundle: Bundle, items: list[ServiceItem]) -> BundleSavings
         separate_steps=sum(len(i.steps) for i in items),
         bundle_steps=len(bundle.steps),
         separate_materials=sum(len(i.materials.all()) for i in items),
-        bundle_materials=len(bundle_materials_merged(items=items)),
+        bundle_materials=len(materials_merged(items=items)),
         separate_days=sum(i.promised_limit_days for i in items),
         bundle_days=bundle.promised_limit_days,
         separate_visits=sum(i.visits_required for i in items),

@@ -106,14 +106,14 @@ def department(request: HttpRequest, code: str) -> HttpResponse:
 @require_GET
 def item_guide(request: HttpRequest, code: str) -> HttpResponse:
     item = selectors.item_get(code=code)
-    materials = list(item.materials.all())
+    materials = selectors.materials_merged(items=[item])
     return render(
         request,
         "portal/item.html",
         {
             "item": item,
-            "materials": [(m, selectors.material_is_fetchable(m)) for m in materials],
-            "fetchable_count": sum(selectors.material_is_fetchable(m) for m in materials),
+            "materials": materials,
+            "fetchable_count": sum(m.fetchable for m in materials),
             "bundles": item.bundles.filter(is_active=True),
         },
     )
@@ -123,7 +123,7 @@ def item_guide(request: HttpRequest, code: str) -> HttpResponse:
 def bundle_guide(request: HttpRequest, code: str) -> HttpResponse:
     bundle = selectors.bundle_get(code=code)
     items = selectors.bundle_items(bundle=bundle)
-    materials = selectors.bundle_materials_merged(items=items)
+    materials = selectors.materials_merged(items=items)
     return render(
         request,
         "portal/bundle.html",
