@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "tongban.audit",
     "tongban.people",
     "tongban.catalog",
+    "tongban.licensing",
     "tongban.portal",
 ]
 
