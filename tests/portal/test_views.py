@@ -102,3 +102,21 @@ def test_pages_send_a_strict_csp(client, catalog):
 def test_chinese_by_default_whatever_the_browser_asks(client, catalog):
     page = html(client.get("/items/ITEM-SOLE/", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9"))
     assert 'lang="zh-Hans"' in page and "个体工商户登记" in page
+
+
+def test_guide_promises_a_completion_date(client, catalog):
+    page = html(client.get("/items/ITEM-SOLE/"))
+    assert 'class="deadline"' in page
+
+
+def test_completion_date_is_provisional_in_a_year_without_holiday_data(client, catalog):
+    import datetime as dt
+    from unittest import mock
+
+    from django.utils import timezone
+
+    late_2026 = timezone.make_aware(dt.datetime(2026, 12, 30, 10))
+    with mock.patch("tongban.portal.views.timezone.now", return_value=late_2026):
+        page = html(client.get("/items/ITEM-HUKOU/"))
+    assert "2027-01-05" in page  # four working days, weekends only
+    assert 'class="provisional"' in page

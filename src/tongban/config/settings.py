@@ -163,6 +163,7 @@ AUDIT_CHECKPOINT_INTERVAL = int(os.environ.get("AUDIT_CHECKPOINT_INTERVAL", "256
 # The region this node serves; the demo city 演示市 uses these by default.
 TONGBAN_REGION_CODE = os.environ.get("TONGBAN_REGION_CODE", "370100")
 TONGBAN_REGION_NAME = os.environ.get("TONGBAN_REGION_NAME", "演示市")
+TONGBAN_REGION_NAME_EN = os.environ.get("TONGBAN_REGION_NAME_EN", "Demo City")
 
 # Staff and administrators sign in with TOTP (django-otp); secrets are never shown in admin.
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", f"{TONGBAN_REGION_NAME}通办")

@@ -7,12 +7,14 @@ from typing import Any
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from tongban.catalog import selectors
 from tongban.catalog.models import Audience, ServiceItem
 from tongban.core.middleware import ELDER_COOKIE
+from tongban.core.selectors import working_days_add
 
 PAGE_SIZE = 20
 
@@ -112,6 +114,7 @@ def item_guide(request: HttpRequest, code: str) -> HttpResponse:
         "portal/item.html",
         {
             "item": item,
+            "deadline": working_days_add(timezone.now(), item.promised_limit_days),
             "materials": materials,
             "fetchable_count": sum(m.fetchable for m in materials),
             "bundles": item.bundles.filter(is_active=True),
@@ -129,6 +132,7 @@ def bundle_guide(request: HttpRequest, code: str) -> HttpResponse:
         "portal/bundle.html",
         {
             "bundle": bundle,
+            "deadline": working_days_add(timezone.now(), bundle.promised_limit_days),
             "items": items,
             "materials": materials,
             "fetchable_count": sum(m.fetchable for m in materials),
