@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -90,15 +91,19 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _text(value: str, *, field: str, max_length: int, required: bool = True) -> str:
+def _text(value: str, model: type[models.Model], field: str, *, required: bool = True) -> str:
+    """Strip and check a text field against the model's rules; errors name the field in the
+    user's language (its verbose name)."""
+    model_field = model._meta.get_field(field)
+    label = capfirst(str(getattr(model_field, "verbose_name", field)))
     value = (value or "").strip()
     if required and not value:
         raise ValidationError(
-            _("%(field)s is required.") % {"field": field}, code="required", field=field
+            _("%(field)s is required.") % {"field": label}, code="required", field=field
         )
-    if len(value) > max_length:
+    if len(value) > (getattr(model_field, "max_length", None) or len(value)):
         raise ValidationError(
-            _("%(field)s is too long.") % {"field": field}, code="too_long", field=field
+            _("%(field)s is too long.") % {"field": label}, code="too_long", field=field
         )
     return value
 
@@ -155,7 +160,7 @@ def person_create(
     # The check digit cannot catch a birth date that has not happened yet.
     if birth_date > timezone.localdate():
         raise InvalidResidentId(detail="birth date in the future")
-    name = _text(name, field="name", max_length=64)
+    name = _text(name, Person, "name")
     division_code = _division_code(division_code)
     phone = _phone(phone)
     if Person.objects.filter(resident_id=resident_id).exists():
@@ -206,7 +211,7 @@ def person_update(
     sex and every audit subject hang on it."""
     person = Person.objects.select_for_update().get(pk=person.pk)
     values: dict[str, Any] = {
-        "name": name if name is KEEP else _text(name, field="name", max_length=64),
+        "name": name if name is KEEP else _text(name, Person, "name"),
         "division_code": division_code if division_code is KEEP else _division_code(division_code),
         "phone": phone if phone is KEEP else _phone(phone),
     }
@@ -245,7 +250,7 @@ def organization_create(
 ) -> Organization:
     """Register a legal entity by its unified social credit code (GB 32100)."""
     credit_code = credit_code_validate(credit_code)
-    name = _text(name, field="name", max_length=128)
+    name = _text(name, Organization, "name")
     kind = _organization_kind(kind)
     division_code = _division_code(division_code)
     if Organization.objects.filter(credit_code=credit_code).exists():
@@ -290,7 +295,7 @@ def organization_update(
     """Change an organization; its credit code is its identity and never changes."""
     organization = Organization.objects.select_for_update().get(pk=organization.pk)
     values: dict[str, Any] = {
-        "name": name if name is KEEP else _text(name, field="name", max_length=128),
+        "name": name if name is KEEP else _text(name, Organization, "name"),
         "kind": kind if kind is KEEP else _organization_kind(kind),
         "legal_representative": legal_representative,
         "division_code": division_code if division_code is KEEP else _division_code(division_code),
@@ -332,10 +337,10 @@ def department_create(
             _("A department code has letters, digits, '-' and '_' only."), code="invalid_code"
         )
     credit_code = credit_code_validate(credit_code)
-    name = _text(name, field="name", max_length=64)
-    name_en = _text(name_en, field="name_en", max_length=128, required=False)
+    name = _text(name, Department, "name")
+    name_en = _text(name_en, Department, "name_en", required=False)
     region_code = _division_code(region_code)
-    address = _text(address, field="address", max_length=200, required=False)
+    address = _text(address, Department, "address", required=False)
     phone = _phone(phone)
     if Department.objects.filter(models.Q(code=code) | models.Q(credit_code=credit_code)).exists():
         raise DepartmentExists()
@@ -394,15 +399,15 @@ def department_update(
                 )
             ancestor = ancestor.parent
     values: dict[str, Any] = {
-        "name": name if name is KEEP else _text(name, field="name", max_length=64),
+        "name": name if name is KEEP else _text(name, Department, "name"),
         "name_en": name_en
         if name_en is KEEP
-        else _text(name_en, field="name_en", max_length=128, required=False),
+        else _text(name_en, Department, "name_en", required=False),
         "region_code": region_code if region_code is KEEP else _division_code(region_code),
         "parent": parent,
         "address": address
         if address is KEEP
-        else _text(address, field="address", max_length=200, required=False),
+        else _text(address, Department, "address", required=False),
         "phone": phone if phone is KEEP else _phone(phone),
     }
     before, after = _apply_changes(department, values)
