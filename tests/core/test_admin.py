@@ -198,3 +198,17 @@ def test_year_page_is_read_only_and_lists_its_days(client):
         == 403
     )
     assert CalendarYear.objects.filter(year=2025).exists()
+
+
+def test_changelist_warns_about_years_without_holiday_data(client, db):
+    from tests.people.factories import login_verified, make_user
+
+    admin_user = make_user(username="calendar-admin", role="sys_admin")
+    login_verified(client, admin_user)
+    response = client.get("/admin/core/calendaryear/", follow=True)
+    assert response.status_code == 200
+    from django.utils import timezone
+
+    next_year = str(timezone.localdate().year + 1)  # never seeded: past chinese-calendar's end
+    page = response.content.decode()
+    assert 'class="warning"' in page and next_year in page

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .errors import CalendarYearExists, CalendarYearInvalid, TongbanError
 from .models import CalendarDay, CalendarYear
-from .selectors import calendar_years
+from .selectors import calendar_years, calendar_years_missing
 from .services import (
     CALENDAR_FILE_MAX_BYTES,
     CALENDAR_MAX_YEAR,
@@ -125,6 +125,19 @@ class CalendarYearAdmin(admin.ModelAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        missing = calendar_years_missing()
+        if missing:
+            years = ", ".join(str(y) for y in missing)
+            self.message_user(
+                request,
+                _(
+                    "No holiday arrangement is loaded for %(years)s: deadlines there count "
+                    "weekends only and are shown as provisional. Import the State Council "
+                    "notice as soon as it is published."
+                )
+                % {"years": years},
+                level=messages.WARNING,
+            )
         extra_context = {
             **(extra_context or {}),
             "has_import_permission": self.has_import_permission(request),
