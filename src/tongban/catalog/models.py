@@ -165,6 +165,8 @@ class ServiceItem(Translated):
         ordering = ["code"]
         verbose_name = _("service item")
         verbose_name_plural = _("service items")
+        # Listing and counting published items in code order reads this index alone.
+        indexes = [models.Index(fields=["is_active", "code"], name="item_published_code")]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(promised_limit_days__lte=models.F("legal_limit_days")),
