@@ -212,14 +212,19 @@ def test_any_single_changed_character_is_caught(
         license_identifier_parse(changed)
 
 
-@given(made_identifiers(), st.data())
-def test_any_swap_of_adjacent_different_characters_is_caught(
-    made: tuple[str, dict[str, str | int]], data: st.DataObject
-) -> None:
+@given(made_identifiers())
+def test_adjacent_swaps_are_nearly_always_caught(made: tuple[str, dict[str, str | int]]) -> None:
+    # MOD 37,36 is a hybrid system: ISO/IEC 7064 promises it catches every single
+    # substitution but only nearly every adjacent transposition (e.g. version 001 -> 010
+    # can keep the check character), so this is a rate, not a universal property.
     value, _ = made
     positions = [i for i in range(len(OID_PREFIX) + 1, len(value) - 1) if value[i] != value[i + 1]]
-    i = data.draw(st.sampled_from(positions))
-    swapped = value[:i] + value[i + 1] + value[i] + value[i + 2 :]
-
-    with pytest.raises(InvalidLicenseIdentifier):
-        license_identifier_parse(swapped)
+    missed = 0
+    for i in positions:
+        swapped = value[:i] + value[i + 1] + value[i] + value[i + 2 :]
+        try:
+            license_identifier_parse(swapped)
+        except InvalidLicenseIdentifier:
+            continue
+        missed += 1
+    assert missed <= max(1, len(positions) // 20)

@@ -9,6 +9,7 @@ from stdnum.cn import ric, uscc
 from tongban.audit.selectors import verify_log
 from tongban.catalog.models import Bundle, LicenseType, ServiceItem
 from tongban.catalog.selectors import item_search
+from tongban.licensing.models import License, Seal
 from tongban.people.models import Department, Organization, Person, User
 from tongban.portal import demo
 
@@ -43,6 +44,11 @@ def test_seed_builds_the_demo_city_and_a_rerun_changes_nothing():
         "sys_admin",
     }
     assert "Tongban-demo-2026" in out.getvalue()
+    # and demo holders hold signed licenses, issued under their departments' seals
+    citizen = User.objects.get(username="citizen")
+    assert License.objects.filter(holder_person=citizen.person).count() >= 5
+    assert License.objects.filter(holder_organization__isnull=False).exists()
+    assert Seal.objects.count() >= 5
     for name in (
         "个体工商户登记",
         "食品经营许可",
@@ -54,7 +60,7 @@ def test_seed_builds_the_demo_city_and_a_rerun_changes_nothing():
         "居住证",
     ):
         assert item_search(q=name).exists(), name
-    counts = {m: m.objects.count() for m in (Person, ServiceItem, Bundle, User)}
+    counts = {m: m.objects.count() for m in (Person, ServiceItem, Bundle, User, License, Seal)}
     # When it is seeded again, nothing is created or changed
     again = io.StringIO()
     call_command("seed-demo", residents=40, organizations=8, stdout=again, stderr=io.StringIO())

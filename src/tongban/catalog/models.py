@@ -70,6 +70,38 @@ class LicenseType(Translated):
     validity_years = models.PositiveSmallIntegerField(
         _("validity in years"), null=True, blank=True, help_text=_("Empty means permanent.")
     )
+    standard_code = models.CharField(
+        _("standard type code"),
+        max_length=21,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text=_("GB/T 36906 type code: the defining body's credit code and a 3-digit number"),
+    )
+    surface_schema = models.JSONField(
+        _("surface fields schema"),
+        default=dict,
+        blank=True,
+        help_text=_("JSON Schema of the surface fields (照面信息) a license of this type carries"),
+    )
+    qr_fields = models.JSONField(
+        _("offline QR fields"),
+        default=list,
+        blank=True,
+        help_text=_("Surface fields carried in the offline QR code"),
+    )
+    digest_fields = models.JSONField(
+        _("digest fields"),
+        default=list,
+        blank=True,
+        help_text=_("Long surface fields that travel in the QR code as a SHA-256 digest"),
+    )
+    disclosable_fields = models.JSONField(
+        _("disclosable fields"),
+        default=list,
+        blank=True,
+        help_text=_("Surface fields a holder may disclose one by one"),
+    )
 
     class Meta:
         ordering = ["code"]

@@ -56,6 +56,18 @@ MATERIAL_FIELDS = [
     "condition_note",
     "dataset_codes",
 ]
+LICENSE_TYPE_FIELDS = [
+    "name",
+    "name_en",
+    "kind",
+    "holder_kind",
+    "validity_years",
+    "standard_code",
+    "surface_schema",
+    "qr_fields",
+    "digest_fields",
+    "disclosable_fields",
+]
 BUNDLE_FIELDS = [
     "name",
     "name_en",
@@ -221,9 +233,7 @@ def catalog_load(*, data: dict[str, Any], actor: Any) -> LoadReport:
     for row in data.get("license_types", []):
         license_type, created = LicenseType.objects.update_or_create(
             code=row["code"],
-            defaults={
-                k: row.get(k) for k in ("name", "name_en", "kind", "holder_kind", "validity_years")
-            },
+            defaults={k: row[k] for k in LICENSE_TYPE_FIELDS if k in row},
         )
         license_type.issuing_departments.set(
             [_lookup(Department, c, "department") for c in row.get("issuing_departments", [])]

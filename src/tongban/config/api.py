@@ -9,6 +9,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from tongban.catalog.api import router as catalog_router
 from tongban.core.errors import TongbanError
+from tongban.licensing.api import router as licensing_router
 
 api = NinjaAPI(
     title="Tongban API",
@@ -53,3 +54,4 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 
 api.add_router("/catalog/", catalog_router)
+api.add_router("/licensing/", licensing_router)

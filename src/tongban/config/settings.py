@@ -160,6 +160,12 @@ STORAGES = {
 AUDIT_SIGNING_KEY = os.environ.get("AUDIT_SIGNING_KEY", "")
 AUDIT_CHECKPOINT_INTERVAL = int(os.environ.get("AUDIT_CHECKPOINT_INTERVAL", "256"))
 
+# Seals' private keys are encrypted at rest with this key (base64 of 32 bytes); the trust
+# list and status lists are signed with the platform key (base64 of a 32-byte Ed25519 seed).
+# Both default to keys derived from SECRET_KEY; production should set them separately.
+SEAL_KEY_ENCRYPTION_KEY = os.environ.get("SEAL_KEY_ENCRYPTION_KEY", "")
+PLATFORM_SIGNING_KEY = os.environ.get("PLATFORM_SIGNING_KEY", "")
+
 # The region this node serves; the demo city 演示市 uses these by default.
 TONGBAN_REGION_CODE = os.environ.get("TONGBAN_REGION_CODE", "370100")
 TONGBAN_REGION_NAME = os.environ.get("TONGBAN_REGION_NAME", "演示市")

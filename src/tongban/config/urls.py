@@ -8,5 +8,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("account/", include("tongban.people.urls")),
+    path("", include("tongban.licensing.urls")),
     path("", include("tongban.portal.urls")),
 ]

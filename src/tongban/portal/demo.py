@@ -19,7 +19,10 @@ from faker import Faker
 from stdnum.cn import ric, uscc
 
 from tongban.audit.services import checkpoint_create
+from tongban.catalog.models import LicenseType
 from tongban.catalog.services import catalog_load
+from tongban.licensing.models import License
+from tongban.licensing.services import license_issue, seal_create, seal_grant_create
 from tongban.people import services as people_services
 from tongban.people.models import Department, Organization, Person, User
 
@@ -161,6 +164,9 @@ def seed_demo_city(
     report.created["organizations"] = _seed_organizations(organizations)
     with transaction.atomic():
         report.created["accounts"] = _seed_accounts()
+    with transaction.atomic():
+        report.created["seals"] = _seed_seals()
+    report.created["licenses"] = _seed_licenses(document["license_types"])
     checkpoint_create()
     return report
 
@@ -259,4 +265,105 @@ def _seed_accounts() -> int:
         if role == "data_admin":
             user.groups.add(group)
         created += 1
+    return created
+
+
+ISSUER_SUFFIX = "-issuer"
+LICENSED_RESIDENTS = 60
+
+
+def _seed_seals() -> int:
+    """One seal per issuing department, and a granted issuing clerk (发证员) for each."""
+    created = 0
+    until = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
+    for department in Department.objects.filter(license_types__isnull=False).distinct():
+        seal = department.seals.filter(retired_at__isnull=True).first()
+        if seal is None:
+            seal = seal_create(department=department, name="电子证照专用章", actor=ACTOR)
+            created += 1
+        types = list(department.license_types.all())
+        issuer = _department_issuer(department)
+        if not seal.grants.filter(user=issuer).exists():
+            seal_grant_create(
+                seal=seal, user=issuer, license_types=types, valid_until=until, actor=ACTOR
+            )
+    return created
+
+
+def _department_issuer(department: Department) -> User:
+    """The demo staff login for the market bureau, a clerk account for other departments."""
+    if department.code == "market" and User.objects.filter(username="staff").exists():
+        return User.objects.get(username="staff")
+    username = f"{department.code}{ISSUER_SUFFIX}"
+    existing = User.objects.filter(username=username).first()
+    return existing or people_services.user_create(
+        username=username,
+        password=DEMO_PASSWORD,
+        role="staff",
+        department=department,
+        actor=ACTOR,
+    )
+
+
+def _surface(row: dict[str, Any], holder: Person | Organization, rng: random.Random) -> Any:
+    district = DISTRICT_NAMES.get(holder.division_code, "历下区")
+    day = dt.date(2020, 1, 1) + dt.timedelta(days=rng.randint(0, 1800))
+    values = {
+        "holder_name": holder.name,
+        "district": district,
+        "date": day.isoformat(),
+        "year": str(day.year),
+    }
+
+    def fill(value: Any) -> Any:
+        return value.format(**values) if isinstance(value, str) else value
+
+    return {key: fill(value) for key, value in row["example"].items()}
+
+
+def _seed_licenses(rows: list[dict[str, Any]]) -> int:
+    """Demo holders hold licenses: the demo citizen and organization every type of their
+    kind, and some residents and organizations a few. Skips what they already hold."""
+    rng = random.Random(SEED + 2)  # noqa: S311  (reproducible demo data, not secrets)
+    types = {t.code: t for t in LicenseType.objects.exclude(standard_code=None)}
+    rows = [r for r in rows if r["code"] in types and r.get("example") and r["kind"] == "license"]
+    person_rows = [r for r in rows if r["holder_kind"] == "person"]
+    org_rows = [r for r in rows if r["holder_kind"] == "organization"]
+    holders: list[tuple[Person | Organization, list[dict[str, Any]]]] = []
+    citizen = User.objects.filter(username="citizen").select_related("person").first()
+    if citizen and citizen.person:
+        holders.append((citizen.person, person_rows))
+    agent = User.objects.filter(username="agent").select_related("organization").first()
+    if agent and agent.organization:
+        holders.append((agent.organization, org_rows))
+    for person in Person.objects.order_by("resident_id")[:LICENSED_RESIDENTS]:
+        holders.append((person, rng.sample(person_rows, k=min(2, len(person_rows)))))
+    for organization in Organization.objects.order_by("credit_code")[: LICENSED_RESIDENTS // 3]:
+        holders.append((organization, rng.sample(org_rows, k=min(2, len(org_rows)))))
+    created = 0
+    for holder, chosen in holders:
+        held = set(
+            License.objects.filter(
+                **(
+                    {"holder_person": holder}
+                    if isinstance(holder, Person)
+                    else {"holder_organization": holder}
+                )
+            ).values_list("license_type__code", flat=True)
+        )
+        for row in chosen:
+            if row["code"] in held:
+                continue
+            license_type = types[row["code"]]
+            department = license_type.issuing_departments.order_by("code").first()
+            if department is None:
+                continue
+            with transaction.atomic():
+                license_issue(
+                    license_type=license_type,
+                    holder=holder,
+                    surface=_surface(row, holder, rng),
+                    actor=_department_issuer(department),
+                )
+            created += 1
     return created

@@ -1,0 +1,366 @@
+"""Writes of the licensing app: seals and their grants, issuing licenses, changing their
+status. Each is one transaction with its audit entry (电子证照签发, 用印, 注销/中止)."""
+
+import base64
+import datetime as dt
+import json
+import secrets
+from typing import Any
+
+import jsonschema
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from tongban.audit.services import audit_record
+from tongban.catalog.models import LicenseType
+from tongban.core.errors import ConflictError, PermissionDeniedError, ValidationError
+from tongban.people.models import Department, Organization, Person, User
+
+from . import status_list as codec
+from .identifiers import license_identifier_make
+from .models import License, Seal, SealGrant, StatusList
+from .seal_image import seal_svg
+from .signers import (
+    private_key_seal,
+    private_key_unseal,
+    signer_from_private_bytes,
+    signer_generate,
+)
+from .signing import Signer
+
+STATUS_VALUES = {
+    License.Status.VALID: codec.Status.VALID,
+    License.Status.REVOKED: codec.Status.INVALID,
+    License.Status.SUSPENDED: codec.Status.SUSPENDED,
+}
+# Which status changes are allowed: revocation is final.
+TRANSITIONS = {
+    License.Status.VALID: {License.Status.SUSPENDED, License.Status.REVOKED},
+    License.Status.SUSPENDED: {License.Status.VALID, License.Status.REVOKED},
+    License.Status.REVOKED: set(),
+}
+
+
+class NoSealGrant(PermissionDeniedError):
+    code = "no_seal_grant"
+    default_message = _("You hold no valid seal grant for this license type.")
+
+
+class InvalidSurface(ValidationError):
+    code = "invalid_surface"
+    default_message = _("The license's surface fields are not valid for its type.")
+
+
+class WrongHolderKind(ValidationError):
+    code = "wrong_holder_kind"
+    default_message = _("This license type is held by another kind of holder.")
+
+
+class TypeNotStandardized(ValidationError):
+    code = "license_type_not_standardized"
+    default_message = _("This license type has no standard type code and cannot be issued.")
+
+
+class IllegalStatusChange(ConflictError):
+    code = "illegal_status_change"
+    default_message = _("The license cannot change to this status.")
+
+
+@transaction.atomic
+def seal_create(
+    *,
+    department: Department,
+    name: str,
+    algorithm: str = Seal.Algorithm.ES256,
+    valid_from: dt.datetime | None = None,
+    years: int = 5,
+    actor: Any,
+) -> Seal:
+    """A new seal (电子印章) with a fresh key; the private key is stored encrypted."""
+    signer = signer_generate(algorithm)
+    start = valid_from or timezone.now()
+    seal = Seal.objects.create(
+        department=department,
+        name=name,
+        algorithm=algorithm,
+        key_id=signer.key_id,
+        public_key=signer.public().public_bytes(),
+        private_key_sealed=private_key_seal(signer.private_bytes()),
+        image_svg=seal_svg(department.name, name),
+        valid_from=start,
+        valid_until=start.replace(year=start.year + years),
+    )
+    audit_record(
+        action="seal.create",
+        actor=actor,
+        target=seal,
+        after={"key_id": seal.key_id, "algorithm": algorithm, "department": department.code},
+    )
+    return seal
+
+
+def seal_signer(seal: Seal) -> Signer:
+    return signer_from_private_bytes(seal.algorithm, private_key_unseal(seal.private_key_sealed))
+
+
+@transaction.atomic
+def seal_grant_create(
+    *,
+    seal: Seal,
+    user: User,
+    license_types: list[LicenseType],
+    valid_until: dt.datetime,
+    actor: Any,
+) -> SealGrant:
+    """Let a department's staff member use its seal for these license types (用印授权)."""
+    if user.role != User.Role.STAFF or user.department_id != seal.department_id:
+        raise PermissionDeniedError(
+            _("Only staff of the seal's department can be granted its use."), code="grant_not_staff"
+        )
+    for license_type in license_types:
+        if not license_type.issuing_departments.filter(pk=seal.department_id).exists():
+            raise ValidationError(
+                _("%(department)s does not issue %(type)s.")
+                % {"department": seal.department.name, "type": license_type.name},
+                code="department_not_issuer",
+            )
+    grant = SealGrant.objects.create(
+        seal=seal,
+        user=user,
+        valid_from=timezone.now(),
+        valid_until=valid_until,
+        granted_by=actor if isinstance(actor, User) else None,
+    )
+    grant.license_types.set(license_types)
+    audit_record(
+        action="seal.grant",
+        actor=actor,
+        target=grant,
+        after={
+            "seal": seal.key_id,
+            "user": user.username,
+            "license_types": [t.code for t in license_types],
+            "valid_until": valid_until.isoformat(),
+        },
+    )
+    return grant
+
+
+def _active_grant(*, user: User, license_type: LicenseType, now: dt.datetime) -> SealGrant:
+    grant = (
+        SealGrant.objects.select_related("seal", "seal__department")
+        .filter(
+            user=user,
+            license_types=license_type,
+            revoked_at__isnull=True,
+            valid_from__lte=now,
+            valid_until__gt=now,
+            seal__retired_at__isnull=True,
+            seal__valid_from__lte=now,
+            seal__valid_until__gt=now,
+            seal__department__in=license_type.issuing_departments.all(),
+        )
+        .order_by("-valid_from")
+        .first()
+    )
+    if grant is None:
+        raise NoSealGrant()
+    return grant
+
+
+def _status_slot() -> tuple[StatusList, int]:
+    """A random free index in the newest list that has room (a new list when none has)."""
+    rng = secrets.SystemRandom()
+    current = StatusList.objects.select_for_update().order_by("-pk").first()
+    for status_list in filter(None, [current]):
+        used = set(
+            License.objects.filter(status_list=status_list).values_list("status_index", flat=True)
+        )
+        if len(used) < status_list.size:
+            return status_list, codec.status_index_allocate(
+                used=used, size=status_list.size, rng=rng
+            )
+    empty = codec.StatusList()
+    status_list = StatusList.objects.create(
+        size=empty.size, bits=empty.bits, statuses=empty.compressed()
+    )
+    return status_list, codec.status_index_allocate(used=set(), size=status_list.size, rng=rng)
+
+
+def license_subject(license: License) -> tuple[str, str]:
+    """Whose license this is, as the audit log names subjects."""
+    if license.holder_person is not None:
+        return ("person", license.holder_person.resident_id)
+    if license.holder_organization is not None:
+        return ("organization", license.holder_organization.credit_code)
+    raise ValueError("a license always has a holder")  # the database constraint says so
+
+
+def license_metadata(license: License) -> dict[str, Any]:
+    """The GB/T 36903 metadata of a license, as signed: the canonical record."""
+    code_type, holder_code = license_subject(license)
+    holder = license.holder_person or license.holder_organization
+    return {
+        "name": license.license_type.name,
+        "identifier": license.identifier,
+        "type_name": license.license_type.name,
+        "type_code": license.license_type.standard_code,
+        "number": license.number,
+        "issuer": license.issuer.name,
+        "issuer_code": license.issuer.credit_code,
+        "issued_on": timezone.localdate(license.issued_at).isoformat(),
+        "holder": holder.name if holder else "",
+        "holder_code": holder_code,
+        "holder_code_type": "resident_id" if code_type == "person" else "credit_code",
+        "valid_from": license.valid_from.isoformat(),
+        "valid_until": license.valid_until.isoformat() if license.valid_until else None,
+        "jurisdiction_code": license.jurisdiction_code,
+        "version": license.version,
+        "surface": license.surface,
+        "seal": license.seal.key_id,
+    }
+
+
+def license_canonical_bytes(license: License) -> bytes:
+    return json.dumps(
+        license_metadata(license), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+    ).encode()
+
+
+def _surface_check(license_type: LicenseType, surface: dict[str, Any]) -> None:
+    validator = jsonschema.Draft202012Validator(
+        license_type.surface_schema, format_checker=jsonschema.FormatChecker()
+    )
+    errors = sorted(validator.iter_errors(surface), key=lambda e: list(e.path))
+    if errors:
+        raise InvalidSurface(
+            errors=[
+                {"field": "/".join(str(p) for p in e.path), "message": e.message} for e in errors
+            ]
+        )
+
+
+@transaction.atomic
+def license_issue(
+    *,
+    license_type: LicenseType,
+    holder: Person | Organization,
+    surface: dict[str, Any],
+    actor: User,
+    number: str = "",
+    valid_from: dt.date | None = None,
+    predecessor: License | None = None,
+) -> License:
+    """Issue one signed license (签发电子证照) under the seal the actor is granted."""
+    now = timezone.now()
+    grant = _active_grant(user=actor, license_type=license_type, now=now)
+    is_person = isinstance(holder, Person)
+    if license_type.holder_kind != ("person" if is_person else "organization"):
+        raise WrongHolderKind()
+    if not license_type.standard_code:
+        raise TypeNotStandardized()
+    _surface_check(license_type, surface)
+    version = predecessor.version + 1 if predecessor else 1
+    serial = f"{secrets.randbelow(10**16):016d}"
+    identifier = license_identifier_make(
+        type_code=license_type.standard_code,
+        issuer_credit_code=grant.seal.department.credit_code,
+        serial=serial,
+        version=version,
+    )
+    start = valid_from or timezone.localdate(now)
+    status_list, index = _status_slot()
+    license = License(
+        identifier=identifier,
+        license_type=license_type,
+        number=number or serial,
+        version=version,
+        predecessor=predecessor,
+        holder_person=holder if isinstance(holder, Person) else None,
+        holder_organization=holder if isinstance(holder, Organization) else None,
+        issuer=grant.seal.department,
+        seal=grant.seal,
+        grant=grant,
+        surface=surface,
+        issued_at=now,
+        valid_from=start,
+        valid_until=(
+            start.replace(year=start.year + license_type.validity_years)
+            if license_type.validity_years
+            else None
+        ),
+        jurisdiction_code=grant.seal.department.region_code,
+        status_list=status_list,
+        status_index=index,
+    )
+    license.signature = seal_signer(grant.seal).sign(license_canonical_bytes(license))
+    license.save()
+    audit_record(
+        action="license.issue",
+        actor=actor,
+        target=license,
+        subject=license_subject(license),
+        after={
+            "identifier": identifier,
+            "type": license_type.code,
+            "seal": grant.seal.key_id,
+            "grant": grant.pk,
+            "status_index": index,
+        },
+    )
+    return license
+
+
+@transaction.atomic
+def license_status_set(*, license: License, status: str, reason: str, actor: User) -> License:
+    """Suspend, reinstate or revoke a license (中止/恢复/注销); revocation is final. Only
+    staff of the issuing department may do it, and the status list changes with it."""
+    license = License.objects.select_for_update().get(pk=license.pk)
+    if actor.role != User.Role.STAFF or actor.department_id != license.issuer_id:
+        raise PermissionDeniedError(
+            _("Only staff of the issuing department can change this license."),
+            code="not_issuer_staff",
+        )
+    if status not in TRANSITIONS[License.Status(license.status)]:
+        raise IllegalStatusChange(current=license.status, requested=status)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError(_("Give a reason."), code="reason_required")
+    status_list = StatusList.objects.select_for_update().get(pk=license.status_list_id)
+    entries = codec.StatusList.from_compressed(bytes(status_list.statuses), bits=status_list.bits)
+    entries.set(license.status_index, STATUS_VALUES[License.Status(status)])
+    status_list.statuses = entries.compressed()
+    status_list.save(update_fields=["statuses", "updated_at"])
+    before = license.status
+    license.status, license.status_reason = status, reason[:200]
+    license.save(update_fields=["status", "status_reason"])
+    audit_record(
+        action=f"license.{status}",
+        actor=actor,
+        target=license,
+        subject=license_subject(license),
+        before={"status": before},
+        after={"status": status, "reason": reason},
+    )
+    return license
+
+
+PLATFORM_KEY_INFO = b"tongban platform signing key"
+
+
+def platform_signer() -> Signer:
+    """The platform's own Ed25519 key, which signs the trust list and the status lists:
+    `settings.PLATFORM_SIGNING_KEY` (base64 of a 32-byte seed) or one derived from the
+    secret key."""
+    configured = getattr(settings, "PLATFORM_SIGNING_KEY", "")
+    if configured:
+        seed = base64.b64decode(configured)
+    else:
+        seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=PLATFORM_KEY_INFO).derive(
+            settings.SECRET_KEY.encode()
+        )
+    return signer_from_private_bytes("EdDSA", seed)

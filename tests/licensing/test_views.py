@@ -1,0 +1,89 @@
+import pytest
+
+from tests.people.factories import make_user
+from tongban.audit.models import AuditEntry
+from tongban.licensing.selectors import license_offline_qr
+
+from .factories import issue_residence_permit, make_office
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def office():
+    return make_office()
+
+
+def test_holder_sees_the_license_and_its_qr(client, office):
+    holder = make_user(role="citizen")
+    license = issue_residence_permit(office, holder.person)
+    client.force_login(holder)
+    wallet = client.get("/wallet/").content.decode()
+    assert "居住证" in wallet and f"/wallet/{license.pk}/" in wallet
+    page = client.get(f"/wallet/{license.pk}/").content.decode()
+    assert "<svg" in page and license.identifier in page and "演示市历下区龙奥北路8号" in page
+    assert AuditEntry.objects.filter(action="license.read", object_id=str(license.pk)).count() == 1
+
+
+def test_another_citizen_cannot_open_it(client, office):
+    license = issue_residence_permit(office)
+    stranger = make_user(role="citizen")
+    client.force_login(stranger)
+    response = client.get(f"/wallet/{license.pk}/")
+    assert response.status_code == 404
+    assert license.identifier not in response.content.decode()
+    assert not AuditEntry.objects.filter(action="license.read").exists()
+
+
+def test_wallet_needs_login_and_a_holder_role(client, office):
+    assert client.get("/wallet/").status_code == 302
+    client.force_login(office.staff)
+    assert client.get("/wallet/").status_code == 403
+
+
+def test_verify_page_says_valid_or_why_not(client, office):
+    license = issue_residence_permit(office)
+    text = license_offline_qr(license=license)
+    page = client.post("/verify/", {"text": text}).content.decode()
+    assert "verdict-valid" in page and "张三" in page
+    page = client.post("/verify/", {"text": text[:-3] + "AAA"}).content.decode()
+    assert "verdict-invalid" in page
+
+
+def test_verify_api(client, office):
+    license = issue_residence_permit(office)
+    text = license_offline_qr(license=license)
+    body = client.post(
+        "/api/v1/licensing/verify", {"text": text}, content_type="application/json"
+    ).json()
+    assert (body["valid"], body["reason"], body["license_id"]) == (
+        True,
+        "valid",
+        license.identifier,
+    )
+    assert body["fields"] == {"since": "2024-05-06", "endorsement": "2025年度"}
+    bad = client.post(
+        "/api/v1/licensing/verify", {"text": "x" * 5000}, content_type="application/json"
+    )
+    assert bad.status_code == 422
+
+
+def test_trust_list_and_status_list_endpoints(client, office):
+    license = issue_residence_permit(office)
+    keys = client.get("/api/v1/licensing/trust-list").json()["keys"]
+    assert [k["kid"] for k in keys] == [office.seal.key_id]
+    response = client.get(f"/api/v1/licensing/status-lists/{license.status_list_id}")
+    assert response.status_code == 200 and response["Content-Type"] == "application/statuslist+cwt"
+    assert (
+        client.get("/api/v1/licensing/status-lists/999").json()["code"] == "status_list_not_found"
+    )
+
+
+def test_wallet_api_lists_only_own_licenses(client, office):
+    holder = make_user(role="citizen")
+    mine = issue_residence_permit(office, holder.person)
+    issue_residence_permit(office)
+    assert client.get("/api/v1/licensing/wallet").status_code == 401
+    client.force_login(holder)
+    body = client.get("/api/v1/licensing/wallet").json()
+    assert [lic["identifier"] for lic in body] == [mine.identifier]
