@@ -9,7 +9,7 @@ from ninja.security import django_auth
 
 from tongban.audit.services import audit_record
 
-from . import selectors
+from . import selectors, verification
 from .schemas import VerificationOut, VerifyIn, WalletLicenseOut
 
 router = Router(tags=["licensing"])
@@ -36,7 +36,7 @@ def verify(request: HttpRequest, body: VerifyIn) -> Any:
     return {
         **vars(result),
         "fields": dict(result.fields),
-        "message": str(selectors.REASON_MESSAGES[result.reason]),
+        "message": str(verification.REASON_MESSAGES[result.reason]),
     }
 
 

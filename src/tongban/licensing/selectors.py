@@ -3,23 +3,21 @@ of seals, and verification of a scanned QR (核验) — which reveals only what 
 
 import base64
 import datetime as dt
-import json
-from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tongban.catalog.models import LicenseType
 from tongban.core.errors import NotFoundError, PermissionDeniedError
 from tongban.people.models import User
 
-from . import offline_qr
+from . import offline_qr, verification
 from . import status_list as codec
 from .models import License, Seal, StatusList
 from .services import license_subject, platform_signer, seal_signer
 from .signers import verifier_from_public_bytes
-from .signing import Verifier
 
 QR_LIFETIME = dt.timedelta(hours=24)
 """A shown QR expires after a day, so an old screenshot does not stand in for the license."""
@@ -87,6 +85,11 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
+def _type_names() -> dict[str, str]:
+    types = LicenseType.objects.exclude(standard_code=None)
+    return {code: name for code, name in types.values_list("standard_code", "name") if code}
+
+
 def trust_list(*, now: dt.datetime | None = None) -> dict[str, Any]:
     """The published trust list: every seal's public key, owner and validity (JWKS-like),
     signed by the platform key over the canonical JSON of `keys` and `issued_at`."""
@@ -105,9 +108,10 @@ def trust_list(*, now: dt.datetime | None = None) -> dict[str, Any]:
             }
             for seal in seals_published()
         ],
+        "types": _type_names(),
     }
     platform = platform_signer()
-    signed = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    signed = verification.canonical_json(body)
     return {
         **body,
         "platform_key": {
@@ -136,91 +140,36 @@ def status_list_token(*, status_list_id: int, now: dt.datetime | None = None) ->
     )
 
 
-def _seal_verifier(key_id: str) -> Verifier | None:
-    seal = Seal.objects.filter(key_id=key_id).first()
-    if seal is None:
-        return None
-    return verifier_from_public_bytes(seal.algorithm, bytes(seal.public_key))
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The answer a verifier gets: valid or not, why, and only what the QR itself says."""
-
-    valid: bool
-    reason: str
-    license_id: str = ""
-    type_name: str = ""
-    holder_name: str = ""
-    holder_mask: str = ""
-    issuer: str = ""
-    valid_until: dt.date | None = None
-    fields: tuple[tuple[str, str], ...] = ()
-
-
-REASON_MESSAGES = {
-    "valid": _("Valid: signed by a trusted seal, in force and not revoked."),
-    "qr_format": _("Not a Tongban license code, or damaged."),
-    "qr_unknown_key": _("Signed with a seal that is not on the trust list."),
-    "qr_bad_signature": _("The signature does not match: the code was altered."),
-    "qr_expired": _("Expired: the license or this code is no longer valid."),
-    "qr_not_yet_valid": _("Not valid yet."),
-    "unauthorized_seal": _("The seal was not valid for this issuer at that time."),
-    "revoked": _("Revoked by the issuing department."),
-    "suspended": _("Suspended by the issuing department."),
-}
-
-
-def license_verify(*, text: str, now: dt.datetime | None = None) -> Verification:
-    """Verify a scanned offline QR against the trust list and the status list (核验)."""
-    now = now or timezone.now()
-    try:
-        payload = offline_qr.offline_qr_decode(text.strip(), trust=_seal_verifier, now=now)
-    except offline_qr.OfflineQrError as exc:
-        return Verification(valid=False, reason=exc.code)
-    claims = payload.claims
-    seal = Seal.objects.select_related("department").get(key_id=payload.key_id)
-    if (
-        seal.department.credit_code != claims.issuer
-        # iat travels in whole seconds, so allow the clock skew before the seal's start
-        or not seal.valid_from - offline_qr.CLOCK_SKEW <= claims.issued_at <= seal.valid_until
-        or (seal.retired_at is not None and claims.issued_at > seal.retired_at)
-    ):
-        return Verification(valid=False, reason="unauthorized_seal")
-    reason = "valid"
-    if claims.status is not None:
-        license = (
-            License.objects.select_related("status_list")
-            .filter(identifier=claims.license_id)
-            .first()
+def _trust_from_database() -> verification.TrustList:
+    seals = {
+        seal.key_id: verification.TrustedSeal(
+            verifier=verifier_from_public_bytes(seal.algorithm, bytes(seal.public_key)),
+            issuer=seal.department.credit_code,
+            department=seal.department.name,
+            valid_from=seal.valid_from,
+            valid_until=seal.valid_until,
+            retired_at=seal.retired_at,
         )
-        if license is not None:
-            entries = codec.StatusList.from_compressed(
-                bytes(license.status_list.statuses), bits=license.status_list.bits
-            )
-            status = entries.get(claims.status.index)
-            if status == codec.Status.INVALID:
-                reason = "revoked"
-            elif status == codec.Status.SUSPENDED:
-                reason = "suspended"
-    type_name = (
-        License.objects.filter(identifier=claims.license_id)
-        .values_list("license_type__name", flat=True)
-        .first()
-        or claims.type_code
-    )
-    return Verification(
-        valid=reason == "valid",
-        reason=reason,
-        license_id=claims.license_id,
-        type_name=type_name,
-        holder_name=claims.holder_name,
-        holder_mask=claims.holder_mask,
-        issuer=seal.department.name,
-        valid_until=claims.valid_until,
-        fields=tuple(
-            (name, value if isinstance(value, str) else str(value))
-            for name, value in claims.fields.items()
-            if not isinstance(value, bytes)
-        ),
+        for seal in seals_published()
+    }
+    return verification.TrustList(seals=seals, type_names=_type_names())
+
+
+def _status_list_from_database(uri: str) -> codec.StatusList | None:
+    prefix = "/api/v1/licensing/status-lists/"
+    list_id = uri.removeprefix(prefix)
+    if not uri.startswith(prefix) or not list_id.isdigit():
+        return None
+    row = StatusList.objects.filter(pk=int(list_id)).first()
+    return codec.StatusList.from_compressed(bytes(row.statuses), bits=row.bits) if row else None
+
+
+def license_verify(*, text: str, now: dt.datetime | None = None) -> verification.Verification:
+    """Verify a scanned offline code (核验) with the current trust list and status lists:
+    the same algorithm an offline verifier runs on its cached copies."""
+    return verification.verify_code(
+        text=text,
+        trust=_trust_from_database(),
+        status_lists=_status_list_from_database,
+        now=now or timezone.now(),
     )

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from tongban.audit.services import audit_record
 
-from . import offline_qr, selectors
+from . import offline_qr, selectors, verification
 
 
 @login_required
@@ -61,6 +61,6 @@ def verify(request: HttpRequest) -> HttpResponse:
         {
             "text": text,
             "result": result,
-            "message": selectors.REASON_MESSAGES[result.reason] if result else "",
+            "message": verification.REASON_MESSAGES[result.reason] if result else "",
         },
     )
