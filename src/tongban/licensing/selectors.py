@@ -5,13 +5,13 @@ import base64
 import datetime as dt
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tongban.catalog.models import LicenseType
 from tongban.core.errors import NotFoundError, PermissionDeniedError
-from tongban.people.models import User
+from tongban.people.models import Organization, Person, User
 
 from . import offline_qr, verification
 from . import status_list as codec
@@ -173,3 +173,64 @@ def license_verify(*, text: str, now: dt.datetime | None = None) -> verification
         status_lists=_status_list_from_database,
         now=now or timezone.now(),
     )
+
+
+def licenses_for_department(*, user: User, q: str = "", status: str = "") -> QuerySet[License]:
+    """The licenses the staff member's department issued, newest first (staff see only their
+    own department's work)."""
+    qs = License.objects.filter(issuer_id=user.department_id).select_related(
+        "license_type", "holder_person", "holder_organization"
+    )
+    q = q.strip()
+    if q:
+        qs = qs.filter(
+            Q(identifier=q)
+            | Q(number=q)
+            | Q(holder_person__resident_id=q.upper())
+            | Q(holder_organization__credit_code=q.upper())
+            | Q(holder_person__name=q)
+            | Q(holder_organization__name__contains=q)
+        )
+    if status in License.Status.values:
+        qs = qs.filter(status=status)
+    return qs.order_by("-issued_at", "-pk")
+
+
+def license_for_department(*, user: User, pk: int) -> License:
+    try:
+        return licenses_for_department(user=user).select_related("seal", "issuer").get(pk=pk)
+    except License.DoesNotExist:
+        raise NotFoundError(
+            _("No such license issued by your department."), code="license_not_found"
+        ) from None
+
+
+def license_types_granted(*, user: User, now: dt.datetime | None = None) -> QuerySet[LicenseType]:
+    """The license types the user holds a valid seal grant for."""
+    now = now or timezone.now()
+    return (
+        LicenseType.objects.filter(
+            seal_grants__user=user,
+            seal_grants__revoked_at__isnull=True,
+            seal_grants__valid_from__lte=now,
+            seal_grants__valid_until__gt=now,
+        )
+        .exclude(standard_code=None)
+        .distinct()
+        .order_by("code")
+    )
+
+
+def holder_by_code(code: str) -> Person | Organization:
+    """The person (resident ID) or organization (credit code) a license is issued to."""
+    code = code.strip().upper()
+    holder = (
+        Person.objects.filter(resident_id=code).first()
+        or Organization.objects.filter(credit_code=code).first()
+    )
+    if holder is None:
+        raise NotFoundError(
+            _("No person or organization has this ID number or credit code."),
+            code="holder_not_found",
+        )
+    return holder

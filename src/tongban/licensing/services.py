@@ -364,3 +364,30 @@ def platform_signer() -> Signer:
             settings.SECRET_KEY.encode()
         )
     return signer_from_private_bytes("EdDSA", seed)
+
+
+@transaction.atomic
+def license_reissue(
+    *, license: License, surface: dict[str, Any], reason: str, actor: User
+) -> License:
+    """变更换发: a new version of the license with the changed surface fields, linked to the
+    old one, which is revoked in the same transaction."""
+    old = License.objects.select_for_update().get(pk=license.pk)
+    if old.status == License.Status.REVOKED:
+        raise IllegalStatusChange(current=old.status, requested="reissue")
+    holder: Person | Organization = old.holder_person or old.holder_organization  # type: ignore[assignment]
+    new = license_issue(
+        license_type=old.license_type,
+        holder=holder,
+        surface=surface,
+        actor=actor,
+        number=old.number,
+        predecessor=old,
+    )
+    license_status_set(
+        license=old,
+        status=License.Status.REVOKED,
+        reason=(reason.strip() or "变更换发") + f" → v{new.version}",
+        actor=actor,
+    )
+    return new

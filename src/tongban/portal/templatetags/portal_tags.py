@@ -6,7 +6,6 @@ from django import template
 from django.http import QueryDict
 
 from tongban.core.i18n import translated
-from tongban.core.ids import mask_id
 
 register = template.Library()
 
@@ -19,8 +18,9 @@ def tr(obj: Any, field: str) -> str:
 
 
 @register.filter
-def masked(value: str) -> str:
-    return mask_id(value)
+def get_item(mapping: dict[str, Any], key: str) -> Any:
+    """`{{ schema|get_item:name }}`: a dict entry by a variable key."""
+    return mapping.get(key, {})
 
 
 @register.simple_tag(takes_context=True)
