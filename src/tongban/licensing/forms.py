@@ -84,6 +84,7 @@ class IssueForm(SurfaceForm):
 
 class StatusForm(forms.Form):
     status = forms.ChoiceField(
+        label=_("Status"),
         choices=[("suspended", _("Suspend")), ("valid", _("Reinstate")), ("revoked", _("Revoke"))]
     )
     reason = forms.CharField(label=_("Reason"), max_length=200)
