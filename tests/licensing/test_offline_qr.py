@@ -321,7 +321,7 @@ def test_expired_at_the_exp_instant():
 def test_expired_copy():
     copy = CopyInfo(purpose="开户", expires_at=NOW - timedelta(minutes=1))
     text = offline_qr_encode(claims=business_licence_claims(copy=copy), signer=ES256)
-    assert_error("qr_expired", text)
+    assert_error("copy_expired", text)
 
 
 def test_license_validity_counts_in_china_standard_time():

@@ -85,7 +85,7 @@ class IssueForm(SurfaceForm):
 class StatusForm(forms.Form):
     status = forms.ChoiceField(
         label=_("Status"),
-        choices=[("suspended", _("Suspend")), ("valid", _("Reinstate")), ("revoked", _("Revoke"))]
+        choices=[("suspended", _("Suspend")), ("valid", _("Reinstate")), ("revoked", _("Revoke"))],
     )
     reason = forms.CharField(label=_("Reason"), max_length=200)
 
@@ -97,3 +97,24 @@ class ReissueForm(SurfaceForm):
         values = super().surface()
         values.pop("reason", None)
         return values
+
+
+class CopyForm(forms.Form):
+    purpose = forms.CharField(
+        label=_("Purpose (e.g. 银行开户, 租房)"),
+        max_length=60,
+        help_text=_("The copy is watermarked with it and refused for anything else."),
+    )
+    recipient = forms.CharField(label=_("Given to (optional)"), max_length=100, required=False)
+    days = forms.IntegerField(label=_("Valid for (days)"), min_value=1, max_value=90, initial=7)
+    disclose = forms.MultipleChoiceField(
+        label=_("Fields to show"), widget=forms.CheckboxSelectMultiple, required=False
+    )
+
+    def __init__(self, *args: Any, license_type: LicenseType, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        properties = (license_type.surface_schema or {}).get("properties", {})
+        names = license_type.disclosable_fields or list(properties)
+        self.fields["disclose"].choices = [  # type: ignore[attr-defined]
+            (name, translated(properties.get(name, {}), "title") or name) for name in names
+        ]

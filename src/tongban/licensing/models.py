@@ -170,3 +170,26 @@ class License(models.Model):
 
     def __str__(self) -> str:
         return f"{self.license_type} {self.number}"
+
+
+class LicenseCopy(models.Model):
+    """A purpose-bound, time-limited copy (副本/加注件) the holder hands to a third party:
+    it discloses only the chosen fields, says what it may be used for, and expires."""
+
+    license = models.ForeignKey(License, on_delete=models.PROTECT, related_name="copies")
+    purpose = models.CharField(_("purpose"), max_length=60)
+    recipient = models.CharField(_("recipient"), max_length=100, blank=True)
+    fields = models.JSONField(_("disclosed fields"), default=list)
+    expires_at = models.DateTimeField(_("expires at"))
+    # The online link's secret: unguessable, so the short URL is the only way in.
+    token = models.CharField(max_length=32, unique=True, editable=False)
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("license copy")
+        verbose_name_plural = _("license copies")
+
+    def __str__(self) -> str:
+        return f"{self.license} · {self.purpose}"

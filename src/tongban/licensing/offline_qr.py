@@ -188,6 +188,11 @@ class QrExpired(OfflineQrError):
     default_message = _("This license QR code has expired.")
 
 
+class CopyExpired(QrExpired):
+    code = "copy_expired"
+    default_message = _("This copy of the license has expired.")
+
+
 class QrNotYetValid(OfflineQrError):
     code = "qr_not_yet_valid"
     default_message = _("This license QR code is not valid yet.")
@@ -631,7 +636,7 @@ def _check_time(claims: OfflineLicenseClaims, now: datetime) -> None:
     if claims.expires_at is not None and now >= claims.expires_at:
         raise QrExpired(detail="the QR code has expired")
     if claims.copy is not None and now >= claims.copy.expires_at:
-        raise QrExpired(detail="the copy has expired")
+        raise CopyExpired(detail="the copy has expired")
     today = now.astimezone(LICENSE_TIMEZONE).date()
     if claims.valid_until is not None and today > claims.valid_until:
         raise QrExpired(detail="the license has expired")

@@ -15,7 +15,7 @@ from tongban.people.models import Organization, Person, User
 
 from . import offline_qr, verification
 from . import status_list as codec
-from .models import License, Seal, StatusList
+from .models import License, LicenseCopy, Seal, StatusList
 from .services import license_subject, platform_signer, seal_signer
 from .signers import verifier_from_public_bytes
 
@@ -51,19 +51,21 @@ def status_list_uri(license: License) -> str:
     return f"/api/v1/licensing/status-lists/{license.status_list_id}"
 
 
-def license_offline_qr(*, license: License, now: dt.datetime | None = None) -> str:
-    """The offline QR text (扫码亮证), signed with the license's seal, valid for a day."""
-    now = now or timezone.now()
+def license_offline_qr(
+    *, license: License, now: dt.datetime | None = None, copy: LicenseCopy | None = None
+) -> str:
+    """The offline QR text (扫码亮证), signed with the license's seal: valid for a day, or for
+    a copy until the copy expires, carrying only the copy's disclosed fields."""
+    now = (now or timezone.now()).replace(microsecond=0)
     license_type = license.license_type
-    shown = {
-        k: license.surface[k]
-        for k in [*license_type.qr_fields, *license_type.digest_fields]
-        if k in license.surface
-    }
+    names = [*license_type.qr_fields, *license_type.digest_fields]
+    if copy is not None:
+        names = [name for name in names if name in copy.fields]
+    shown = {name: license.surface[name] for name in names if name in license.surface}
     holder = license.holder_person or license.holder_organization
     claims = offline_qr.offline_claims_build(
         issuer=license.issuer.credit_code,
-        issued_at=now.replace(microsecond=0),
+        issued_at=now,
         license_id=license.identifier,
         type_code=license_type.standard_code or license_type.code,
         holder_name=holder.name,  # type: ignore[union-attr]
@@ -72,9 +74,49 @@ def license_offline_qr(*, license: License, now: dt.datetime | None = None) -> s
         valid_from=license.valid_from,
         valid_until=license.valid_until,
         status=offline_qr.StatusReference(uri=status_list_uri(license), index=license.status_index),
-        expires_at=now.replace(microsecond=0) + QR_LIFETIME,
+        copy=(
+            offline_qr.CopyInfo(
+                purpose=copy.purpose, expires_at=copy.expires_at.replace(microsecond=0)
+            )
+            if copy is not None
+            else None
+        ),
+        # a copy's own expiry governs it (and is reported as such); a shown license's code
+        # lives a day
+        expires_at=None if copy else now + QR_LIFETIME,
     )
     return offline_qr.offline_qr_encode(claims=claims, signer=seal_signer(license.seal))
+
+
+def copies_for_license(*, license: License) -> QuerySet[LicenseCopy]:
+    return license.copies.order_by("-created_at")
+
+
+def copy_for_user(*, user: User, pk: int) -> LicenseCopy:
+    """One of the user's copies; another holder's looks exactly like a missing one."""
+    copy = LicenseCopy.objects.select_related("license").filter(pk=pk).first()
+    if copy is None or not licenses_for_user(user=user).filter(pk=copy.license_id).exists():
+        raise NotFoundError(_("No such copy."), code="copy_not_found")
+    return copy
+
+
+def copy_online(*, token: str, now: dt.datetime | None = None) -> LicenseCopy:
+    """The copy behind an online verification link (在线核验), if it may still be shown."""
+    copy = (
+        LicenseCopy.objects.select_related(
+            "license__license_type",
+            "license__issuer",
+            "license__holder_person",
+            "license__holder_organization",
+        )
+        .filter(token=token[:64])
+        .first()
+    )
+    if copy is None or copy.withdrawn_at is not None:
+        raise NotFoundError(_("This link does not exist or was withdrawn."), code="copy_not_found")
+    if (now or timezone.now()) >= copy.expires_at:
+        raise NotFoundError(_("This copy has expired."), code="copy_expired")
+    return copy
 
 
 def seals_published() -> QuerySet[Seal]:
@@ -164,11 +206,14 @@ def _status_list_from_database(uri: str) -> codec.StatusList | None:
     return codec.StatusList.from_compressed(bytes(row.statuses), bits=row.bits) if row else None
 
 
-def license_verify(*, text: str, now: dt.datetime | None = None) -> verification.Verification:
+def license_verify(
+    *, text: str, purpose: str = "", now: dt.datetime | None = None
+) -> verification.Verification:
     """Verify a scanned offline code (核验) with the current trust list and status lists:
     the same algorithm an offline verifier runs on its cached copies."""
     return verification.verify_code(
         text=text,
+        purpose=purpose,
         trust=_trust_from_database(),
         status_lists=_status_list_from_database,
         now=now or timezone.now(),

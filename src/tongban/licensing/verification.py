@@ -56,6 +56,7 @@ class Verification:
     issuer: str = ""
     valid_until: dt.date | None = None
     fields: tuple[tuple[str, str], ...] = ()
+    copy_purpose: str = ""
 
 
 REASON_MESSAGES = {
@@ -69,6 +70,8 @@ REASON_MESSAGES = {
     "revoked": _("Revoked by the issuing department."),
     "suspended": _("Suspended by the issuing department."),
     "status_unknown": _("Revocation could not be checked: the status list is missing or stale."),
+    "copy_expired": _("This copy has expired."),
+    "wrong_purpose": _("This copy may not be used for this purpose."),
 }
 
 
@@ -137,9 +140,11 @@ def verify_code(
     trust: TrustList,
     status_lists: Callable[[str], codec.StatusList | None],
     now: dt.datetime,
+    purpose: str = "",
 ) -> Verification:
     """Verify a scanned code: signature by a seal on the trust list, the seal's owner and
-    validity, the license's dates, and its entry in the status list."""
+    validity, the license's dates, its entry in the status list, and for a copy (副本) its
+    expiry and — when the verifier states one — its purpose."""
 
     def verifier(key_id: str) -> Verifier | None:
         seal = trust.seals.get(key_id)
@@ -159,6 +164,8 @@ def verify_code(
     ):
         return Verification(valid=False, reason="unauthorized_seal")
     reason = "valid"
+    if claims.copy is not None and purpose.strip() and purpose.strip() != claims.copy.purpose:
+        return Verification(valid=False, reason="wrong_purpose", license_id=claims.license_id)
     if claims.status is not None:
         entries = status_lists(claims.status.uri)
         reason = (
@@ -175,6 +182,7 @@ def verify_code(
         holder_mask=claims.holder_mask,
         issuer=seal.department,
         valid_until=claims.valid_until,
+        copy_purpose=claims.copy.purpose if claims.copy else "",
         fields=tuple(
             (name, value if isinstance(value, str) else str(value))
             for name, value in claims.fields.items()

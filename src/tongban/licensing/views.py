@@ -1,15 +1,29 @@
 """Pages: the holder's wallet (我的证照) with the offline QR (扫码亮证), and the public
 verification page (核验) where anyone pastes or scans a license code."""
 
+import datetime as dt
+
+import segno
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET, require_http_methods
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from tongban.audit.services import audit_record
+from tongban.core.errors import TongbanError
 
-from . import offline_qr, selectors, verification
+from . import offline_qr, selectors, services, verification
+from .forms import CopyForm
+
+
+def _svg(qr: segno.QRCode) -> SafeString:
+    """A QR code as inline SVG. Safe: segno writes the markup from our own data."""
+    return mark_safe(qr.svg_inline(scale=3, border=2))  # noqa: S308
 
 
 @login_required
@@ -42,8 +56,9 @@ def license_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "license": license,
             "fields": fields,
             "qr_text": text,
+            "copies": selectors.copies_for_license(license=license),
             # Both SVGs are generated here from our own data (escaped), never from input.
-            "qr_svg": mark_safe(offline_qr.offline_qr_image(text).svg_inline(scale=3, border=2)),  # noqa: S308
+            "qr_svg": _svg(offline_qr.offline_qr_image(text)),
             "seal_svg": mark_safe(license.seal.image_svg),  # noqa: S308
         },
     )
@@ -53,14 +68,89 @@ def license_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def verify(request: HttpRequest) -> HttpResponse:
     result = None
     text = request.POST.get("text", "")[:4400] if request.method == "POST" else ""
+    purpose = request.POST.get("purpose", "")[:60] if request.method == "POST" else ""
     if request.method == "POST":
-        result = selectors.license_verify(text=text)
+        result = selectors.license_verify(text=text, purpose=purpose)
     return render(
         request,
         "licensing/verify.html",
         {
             "text": text,
+            "purpose": purpose,
             "result": result,
             "message": verification.REASON_MESSAGES[result.reason] if result else "",
         },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def copy_new(request: HttpRequest, pk: int) -> HttpResponse:
+    """出具副本: choose the purpose, the fields to show and how long it lasts."""
+    license = selectors.license_for_user(user=request.user, pk=pk)  # type: ignore[arg-type]
+    form = CopyForm(request.POST or None, license_type=license.license_type)
+    if request.method == "POST" and form.is_valid():
+        try:
+            copy = services.license_copy_create(
+                license=license,
+                purpose=form.cleaned_data["purpose"],
+                recipient=form.cleaned_data["recipient"],
+                fields=form.cleaned_data["disclose"],
+                expires_at=timezone.now() + dt.timedelta(days=form.cleaned_data["days"]),
+                actor=request.user,  # type: ignore[arg-type]
+            )
+        except TongbanError as exc:
+            form.add_error(None, f"{exc.message} ({exc.code})")
+        else:
+            return redirect("licensing:copy", pk=copy.pk)
+    return render(request, "licensing/copy_new.html", {"license": license, "form": form})
+
+
+@login_required
+@require_GET
+def copy_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    copy = selectors.copy_for_user(user=request.user, pk=pk)  # type: ignore[arg-type]
+    online_url = request.build_absolute_uri(reverse("licensing:online", args=[copy.token]))
+    text = selectors.license_offline_qr(license=copy.license, copy=copy)
+    return render(
+        request,
+        "licensing/copy.html",
+        {
+            "copy": copy,
+            "online_url": online_url,
+            # Both QRs are generated here from our own data, never from input.
+            "qr_svg": _svg(offline_qr.offline_qr_image(text)),
+            "online_svg": _svg(segno.make(online_url, error="M")),
+        },
+    )
+
+
+@login_required
+@require_POST
+def copy_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    copy = selectors.copy_for_user(user=request.user, pk=pk)  # type: ignore[arg-type]
+    services.license_copy_withdraw(copy=copy, actor=request.user)  # type: ignore[arg-type]
+    messages.success(request, _("The copy was withdrawn; its link no longer works."))
+    return redirect("licensing:license", pk=copy.license_id)
+
+
+@require_GET
+def online(request: HttpRequest, token: str) -> HttpResponse:
+    """在线核验: what the holder chose to show, live status, and the purpose watermark. Each
+    view is a read of the holder's data by a third party, so it is audited."""
+    copy = selectors.copy_online(token=token)
+    license = copy.license
+    audit_record(
+        action="license.copy_read",
+        actor=request.user,
+        target=copy,
+        subject=services.license_subject(license),
+        purpose=copy.purpose,
+    )
+    properties = license.license_type.surface_schema.get("properties", {})
+    fields = [
+        (properties.get(n, {}), license.surface[n]) for n in copy.fields if n in license.surface
+    ]
+    return render(
+        request, "licensing/online.html", {"copy": copy, "license": license, "fields": fields}
     )
