@@ -6,8 +6,9 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
+from tongban.licensing.keys import platform_signer
 from tongban.licensing.selectors import license_offline_qr
-from tongban.licensing.services import license_status_set, platform_signer
+from tongban.licensing.services import license_status_set
 
 from .factories import issue_residence_permit, make_office
 

@@ -92,8 +92,8 @@ def test_trust_list_is_signed_by_the_platform():
 
 def test_status_list_token_tells_an_offline_verifier_about_revocation():
     from tongban.licensing import status_list as codec
+    from tongban.licensing.keys import platform_signer
     from tongban.licensing.selectors import status_list_token
-    from tongban.licensing.services import platform_signer
 
     office = make_office()
     license = issue_residence_permit(office)

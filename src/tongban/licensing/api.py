@@ -9,8 +9,16 @@ from ninja.security import django_auth
 
 from tongban.audit.services import audit_record
 
-from . import selectors, verification
-from .schemas import VerificationOut, VerifyIn, WalletLicenseOut
+from . import selectors, services, verification
+from .schemas import (
+    CredentialIn,
+    CredentialOut,
+    PresentationIn,
+    PresentationOut,
+    VerificationOut,
+    VerifyIn,
+    WalletLicenseOut,
+)
 
 router = Router(tags=["licensing"])
 
@@ -59,3 +67,35 @@ def wallet(request: HttpRequest) -> Any:
         }
         for lic in licenses
     ]
+
+
+@router.post("/wallet/{license_id}/credential", response=CredentialOut, auth=django_auth)
+def take_credential(request: HttpRequest, license_id: int, body: CredentialIn) -> Any:
+    """Take an SD-JWT VC of one of your licenses, bound to your key; every surface field is
+    selectively disclosable, plus `holder_name` and `age_over_18`."""
+    license = selectors.license_for_user(user=request.user, pk=license_id)  # type: ignore[arg-type]
+    credential = services.license_credential_issue(
+        license=license,
+        holder_jwk=body.holder_jwk,
+        actor=request.user,  # type: ignore[arg-type]
+    )
+    return {"credential": credential}
+
+
+@router.post("/presentations/verify", response=PresentationOut)
+def verify_presentation(request: HttpRequest, body: PresentationIn) -> Any:
+    """Verify a holder's SD-JWT presentation for your audience and nonce: only the claims the
+    holder chose to disclose come back."""
+    check = selectors.presentation_check(
+        presentation=body.presentation, audience=body.audience, nonce=body.nonce
+    )
+    credential = check.credential
+    return {
+        "valid": check.valid,
+        "reason": check.reason,
+        "message": str(verification.REASON_MESSAGES.get(check.reason, check.reason)),
+        "identifier": credential.identifier if credential else "",
+        "type_name": credential.type_name if credential else "",
+        "issuer_name": credential.issuer_name if credential else "",
+        "disclosed": dict(credential.disclosed) if credential else {},
+    }

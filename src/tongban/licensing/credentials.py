@@ -75,10 +75,9 @@ from django.utils.translation import gettext_lazy as _
 
 from tongban.core.errors import ValidationError
 
+from .keys import seal_signer
 from .models import License
 from .offline_qr import CLOCK_SKEW, LICENSE_TIMEZONE, StatusReference
-from .selectors import status_list_uri
-from .services import seal_signer
 from .signers import InvalidKey, verifier_from_public_bytes
 from .signing import Signer, Verifier
 
@@ -378,7 +377,7 @@ def credential_issue(
     payload |= {
         "vct": VCT_PREFIX + (license_type.standard_code or license_type.code),
         "cnf": {"jwk": holder_jwk},
-        "status": {"status_list": {"idx": license.status_index, "uri": status_list_uri(license)}},
+        "status": {"status_list": {"idx": license.status_index, "uri": license.status_uri}},
         "identifier": license.identifier,
         "type_name": license_type.name,
         "issuer_name": license.issuer.name,

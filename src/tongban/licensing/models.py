@@ -9,6 +9,9 @@ from django.utils.translation import gettext_lazy as _
 from tongban.catalog.models import LicenseType
 from tongban.people.models import Department, Organization, Person
 
+STATUS_LIST_PATH = "/api/v1/licensing/status-lists/"
+"""Where status lists are published; a license's status reference is this plus the list id."""
+
 
 class Seal(models.Model):
     """A department's electronic seal (电子印章): a signing key and its seal image.
@@ -170,6 +173,10 @@ class License(models.Model):
 
     def __str__(self) -> str:
         return f"{self.license_type} {self.number}"
+
+    @property
+    def status_uri(self) -> str:
+        return f"{STATUS_LIST_PATH}{self.status_list_id}"
 
 
 class LicenseCopy(models.Model):

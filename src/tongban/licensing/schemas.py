@@ -1,6 +1,7 @@
 """API schemas for licensing."""
 
 import datetime as dt
+from typing import Any
 
 from ninja import Field, Schema
 
@@ -32,3 +33,29 @@ class WalletLicenseOut(Schema):
     valid_from: dt.date
     valid_until: dt.date | None
     status: str
+
+
+class CredentialIn(Schema):
+    holder_jwk: dict[str, str] = Field(
+        ..., description="The holder's public key (EC P-256 or OKP Ed25519 JWK) to bind to"
+    )
+
+
+class CredentialOut(Schema):
+    credential: str = Field(description="SD-JWT VC: issuer JWT ~ disclosures ~")
+
+
+class PresentationIn(Schema):
+    presentation: str = Field(..., max_length=65536)
+    audience: str = Field(..., max_length=200)
+    nonce: str = Field(..., max_length=200)
+
+
+class PresentationOut(Schema):
+    valid: bool
+    reason: str
+    message: str
+    identifier: str
+    type_name: str
+    issuer_name: str
+    disclosed: dict[str, Any]

@@ -15,8 +15,9 @@ from tongban.people.models import Organization, Person, User
 
 from . import offline_qr, verification
 from . import status_list as codec
-from .models import License, LicenseCopy, Seal, StatusList
-from .services import license_subject, platform_signer, seal_signer
+from .keys import platform_signer, seal_signer
+from .models import STATUS_LIST_PATH, License, LicenseCopy, Seal, StatusList
+from .services import license_subject
 from .signers import verifier_from_public_bytes
 
 QR_LIFETIME = dt.timedelta(hours=24)
@@ -47,10 +48,6 @@ def license_holder_code(license: License) -> str:
     return license_subject(license)[1]
 
 
-def status_list_uri(license: License) -> str:
-    return f"/api/v1/licensing/status-lists/{license.status_list_id}"
-
-
 def license_offline_qr(
     *, license: License, now: dt.datetime | None = None, copy: LicenseCopy | None = None
 ) -> str:
@@ -73,7 +70,7 @@ def license_offline_qr(
         fields=offline_qr.offline_fields(shown, digest=frozenset(license_type.digest_fields)),
         valid_from=license.valid_from,
         valid_until=license.valid_until,
-        status=offline_qr.StatusReference(uri=status_list_uri(license), index=license.status_index),
+        status=offline_qr.StatusReference(uri=license.status_uri, index=license.status_index),
         copy=(
             offline_qr.CopyInfo(
                 purpose=copy.purpose, expires_at=copy.expires_at.replace(microsecond=0)
@@ -175,7 +172,7 @@ def status_list_token(*, status_list_id: int, now: dt.datetime | None = None) ->
         status_list=codec.StatusList.from_compressed(
             bytes(status_list.statuses), bits=status_list.bits
         ),
-        uri=f"/api/v1/licensing/status-lists/{status_list.pk}",
+        uri=f"{STATUS_LIST_PATH}{status_list.pk}",
         signer=platform_signer(),
         issued_at=now,
         ttl=dt.timedelta(hours=1),
@@ -198,7 +195,7 @@ def _trust_from_database() -> verification.TrustList:
 
 
 def _status_list_from_database(uri: str) -> codec.StatusList | None:
-    prefix = "/api/v1/licensing/status-lists/"
+    prefix = STATUS_LIST_PATH
     list_id = uri.removeprefix(prefix)
     if not uri.startswith(prefix) or not list_id.isdigit():
         return None
@@ -279,3 +276,17 @@ def holder_by_code(code: str) -> Person | Organization:
             code="holder_not_found",
         )
     return holder
+
+
+def presentation_check(
+    *, presentation: str, audience: str, nonce: str, now: dt.datetime | None = None
+) -> verification.PresentationCheck:
+    """Verify an SD-JWT presentation with the current trust list and status lists."""
+    return verification.verify_presentation(
+        presentation=presentation,
+        trust=_trust_from_database(),
+        status_lists=_status_list_from_database,
+        audience=audience,
+        nonce=nonce,
+        now=now or timezone.now(),
+    )

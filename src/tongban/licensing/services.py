@@ -1,16 +1,12 @@
 """Writes of the licensing app: seals and their grants, issuing licenses, changing their
 status. Each is one transaction with its audit entry (电子证照签发, 用印, 注销/中止)."""
 
-import base64
 import datetime as dt
 import json
 import secrets
 from typing import Any
 
 import jsonschema
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -20,17 +16,16 @@ from tongban.catalog.models import LicenseType
 from tongban.core.errors import ConflictError, PermissionDeniedError, ValidationError
 from tongban.people.models import Department, Organization, Person, User
 
+from . import credentials
 from . import status_list as codec
 from .identifiers import license_identifier_make
+from .keys import seal_signer
 from .models import License, LicenseCopy, Seal, SealGrant, StatusList
 from .seal_image import seal_svg
 from .signers import (
     private_key_seal,
-    private_key_unseal,
-    signer_from_private_bytes,
     signer_generate,
 )
-from .signing import Signer
 
 STATUS_VALUES = {
     License.Status.VALID: codec.Status.VALID,
@@ -101,10 +96,6 @@ def seal_create(
         after={"key_id": seal.key_id, "algorithm": algorithm, "department": department.code},
     )
     return seal
-
-
-def seal_signer(seal: Seal) -> Signer:
-    return signer_from_private_bytes(seal.algorithm, private_key_unseal(seal.private_key_sealed))
 
 
 @transaction.atomic
@@ -349,23 +340,6 @@ def license_status_set(*, license: License, status: str, reason: str, actor: Use
     return license
 
 
-PLATFORM_KEY_INFO = b"tongban platform signing key"
-
-
-def platform_signer() -> Signer:
-    """The platform's own Ed25519 key, which signs the trust list and the status lists:
-    `settings.PLATFORM_SIGNING_KEY` (base64 of a 32-byte seed) or one derived from the
-    secret key."""
-    configured = getattr(settings, "PLATFORM_SIGNING_KEY", "")
-    if configured:
-        seed = base64.b64decode(configured)
-    else:
-        seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=PLATFORM_KEY_INFO).derive(
-            settings.SECRET_KEY.encode()
-        )
-    return signer_from_private_bytes("EdDSA", seed)
-
-
 @transaction.atomic
 def license_reissue(
     *, license: License, surface: dict[str, Any], reason: str, actor: User
@@ -475,3 +449,21 @@ def _holds(user: User, license: License) -> bool:
             and license.holder_organization_id == user.organization_id
         )
     return False
+
+
+@transaction.atomic
+def license_credential_issue(*, license: License, holder_jwk: dict[str, Any], actor: User) -> str:
+    """The holder takes an SD-JWT VC of the license, bound to their own key (可选择披露凭证)."""
+    if not _holds(actor, license):
+        raise PermissionDeniedError(code="not_holder")
+    if license.status != License.Status.VALID:
+        raise IllegalStatusChange(_("Only a valid license can be taken as a credential."))
+    credential = credentials.credential_issue(license=license, holder_public_jwk=holder_jwk)
+    audit_record(
+        action="license.credential",
+        actor=actor,
+        target=license,
+        subject=license_subject(license),
+        after={"holder_key": holder_jwk.get("kty", "")},
+    )
+    return credential

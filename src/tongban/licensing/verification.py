@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tongban.core.errors import ValidationError
 
-from . import offline_qr
+from . import credentials, offline_qr
 from . import status_list as codec
 from .signers import verifier_from_public_bytes
 from .signing import Verifier
@@ -189,3 +189,48 @@ def verify_code(
             if not isinstance(value, bytes)
         ),
     )
+
+
+@dataclass(frozen=True)
+class PresentationCheck:
+    """The answer to an SD-JWT presentation: valid or why not, and only what was disclosed."""
+
+    valid: bool
+    reason: str
+    credential: credentials.VerifiedCredential | None = None
+
+
+def verify_presentation(
+    *,
+    presentation: str,
+    trust: TrustList,
+    status_lists: Callable[[str], codec.StatusList | None],
+    audience: str,
+    nonce: str,
+    now: dt.datetime,
+) -> PresentationCheck:
+    """Verify a holder's SD-JWT presentation like a scanned code: signature, key binding,
+    the seal's owner and validity, and the status list entry."""
+
+    def verifier(key_id: str) -> Verifier | None:
+        seal = trust.seals.get(key_id)
+        return seal.verifier if seal else None
+
+    try:
+        verified = credentials.presentation_verify(
+            presentation=presentation, trust=verifier, audience=audience, nonce=nonce, now=now
+        )
+    except credentials.SdJwtError as exc:
+        return PresentationCheck(valid=False, reason=exc.code)
+    seal = trust.seals[verified.key_id]
+    if seal.issuer != verified.issuer_code or not (
+        seal.valid_from - offline_qr.CLOCK_SKEW <= verified.issued_at <= seal.valid_until
+    ):
+        return PresentationCheck(valid=False, reason="unauthorized_seal", credential=verified)
+    entries = status_lists(verified.status.uri)
+    reason = (
+        STATUS_REASONS.get(entries.get(verified.status.index), "status_unknown")
+        if entries is not None
+        else "status_unknown"
+    )
+    return PresentationCheck(valid=reason == "valid", reason=reason, credential=verified)
