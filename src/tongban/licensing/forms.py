@@ -118,3 +118,11 @@ class CopyForm(forms.Form):
         self.fields["disclose"].choices = [  # type: ignore[attr-defined]
             (name, translated(properties.get(name, {}), "title") or name) for name in names
         ]
+
+
+class ConsentForm(forms.Form):
+    grantee_code = forms.CharField(
+        label=_("Organization's unified social credit code"), max_length=18
+    )
+    purpose = forms.CharField(label=_("Purpose"), max_length=60)
+    valid_until = forms.DateField(label=_("Until"), widget=forms.DateInput(attrs={"type": "date"}))

@@ -200,3 +200,46 @@ class LicenseCopy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.license} · {self.purpose}"
+
+
+class Consent(models.Model):
+    """A holder lets an organization use a license — later also their data — for one
+    purpose until a date (授权用证/授权用数), and may withdraw it. One model for the concept,
+    so the data exchange reuses it."""
+
+    holder_person = models.ForeignKey(
+        Person, on_delete=models.PROTECT, null=True, blank=True, related_name="consents"
+    )
+    holder_organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="consents"
+    )
+    grantee = models.ForeignKey(
+        Organization,
+        on_delete=models.PROTECT,
+        related_name="consents_received",
+        verbose_name=_("authorized organization"),
+    )
+    license = models.ForeignKey(
+        License, on_delete=models.PROTECT, null=True, blank=True, related_name="consents"
+    )
+    purpose = models.CharField(_("purpose"), max_length=60)
+    valid_until = models.DateField(_("valid until"))
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("consent")
+        verbose_name_plural = _("consents")
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(holder_person__isnull=False, holder_organization__isnull=True)
+                    | models.Q(holder_person__isnull=True, holder_organization__isnull=False)
+                ),
+                name="consent_has_one_holder",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grantee} · {self.purpose}"

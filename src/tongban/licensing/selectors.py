@@ -16,7 +16,7 @@ from tongban.people.models import Organization, Person, User
 from . import offline_qr, verification
 from . import status_list as codec
 from .keys import platform_signer, seal_signer
-from .models import STATUS_LIST_PATH, License, LicenseCopy, Seal, StatusList
+from .models import STATUS_LIST_PATH, Consent, License, LicenseCopy, Seal, StatusList
 from .services import license_subject
 from .signers import verifier_from_public_bytes
 
@@ -290,3 +290,48 @@ def presentation_check(
         nonce=nonce,
         now=now or timezone.now(),
     )
+
+
+def consents_for_license(*, license: License) -> QuerySet[Consent]:
+    return license.consents.select_related("grantee").order_by("-created_at")
+
+
+def consent_for_user(*, user: User, pk: int) -> Consent:
+    consent = Consent.objects.select_related("license").filter(pk=pk).first()
+    if (
+        consent is None
+        or consent.license_id is None
+        or not licenses_for_user(user=user).filter(pk=consent.license_id).exists()
+    ):
+        raise NotFoundError(_("No such authorization."), code="consent_not_found")
+    return consent
+
+
+def licenses_authorized_to(*, user: User, today: dt.date | None = None) -> QuerySet[Consent]:
+    """The licenses holders currently authorize the agent's organization to use."""
+    if user.role != User.Role.ORG_AGENT or not user.organization_id:
+        raise PermissionDeniedError(_("Only organization agents use authorized licenses."))
+    return (
+        Consent.objects.filter(
+            grantee_id=user.organization_id,
+            withdrawn_at__isnull=True,
+            valid_until__gte=today or timezone.localdate(),
+            license__isnull=False,
+        )
+        .select_related(
+            "license__license_type",
+            "license__issuer",
+            "license__holder_person",
+            "license__holder_organization",
+        )
+        .order_by("-created_at")
+    )
+
+
+def authorized_license(*, user: User, consent_pk: int) -> Consent:
+    """One license the organization may use under a current authorization; anything else is
+    not found, so nobody learns about licenses they were not given."""
+    consent = licenses_authorized_to(user=user).filter(pk=consent_pk).first()
+    if consent is None:
+        raise NotFoundError(_("No current authorization."), code="consent_not_found")
+    return consent

@@ -14,13 +14,14 @@ from django.utils.translation import gettext_lazy as _
 from tongban.audit.services import audit_record
 from tongban.catalog.models import LicenseType
 from tongban.core.errors import ConflictError, PermissionDeniedError, ValidationError
+from tongban.core.ids import credit_code_validate
 from tongban.people.models import Department, Organization, Person, User
 
 from . import credentials
 from . import status_list as codec
 from .identifiers import license_identifier_make
 from .keys import seal_signer
-from .models import License, LicenseCopy, Seal, SealGrant, StatusList
+from .models import Consent, License, LicenseCopy, Seal, SealGrant, StatusList
 from .seal_image import seal_svg
 from .signers import (
     private_key_seal,
@@ -467,3 +468,74 @@ def license_credential_issue(*, license: License, holder_jwk: dict[str, Any], ac
         after={"holder_key": holder_jwk.get("kty", "")},
     )
     return credential
+
+
+class ConsentInvalid(ValidationError):
+    code = "consent_invalid"
+    default_message = _("The authorization's organization, purpose or date is not valid.")
+
+
+CONSENT_MAX_DAYS = 366
+
+
+@transaction.atomic
+def consent_grant(
+    *, license: License, grantee_code: str, purpose: str, valid_until: dt.date, actor: User
+) -> Consent:
+    """授权用证: the holder lets an organization use this license for a purpose until a date."""
+    if not _holds(actor, license):
+        raise PermissionDeniedError(code="not_holder")
+    code = credit_code_validate(grantee_code)
+    grantee = Organization.objects.filter(credit_code=code).first()
+    if grantee is None:
+        raise ConsentInvalid(
+            _("No organization with this credit code is registered."), field="grantee"
+        )
+    purpose = purpose.strip()
+    today = timezone.localdate()
+    if not purpose or len(purpose) > 60:
+        raise ConsentInvalid(_("Give the purpose in at most 60 characters."), field="purpose")
+    if not today <= valid_until <= today + dt.timedelta(days=CONSENT_MAX_DAYS):
+        raise ConsentInvalid(
+            _("An authorization lasts at most %(days)s days.") % {"days": CONSENT_MAX_DAYS},
+            field="valid_until",
+        )
+    consent = Consent.objects.create(
+        holder_person=license.holder_person,
+        holder_organization=license.holder_organization,
+        grantee=grantee,
+        license=license,
+        purpose=purpose,
+        valid_until=valid_until,
+    )
+    audit_record(
+        action="consent.grant",
+        actor=actor,
+        target=consent,
+        subject=license_subject(license),
+        purpose=purpose,
+        after={
+            "grantee": grantee.credit_code,
+            "license": license.identifier,
+            "valid_until": valid_until.isoformat(),
+        },
+    )
+    return consent
+
+
+@transaction.atomic
+def consent_withdraw(*, consent: Consent, actor: User) -> Consent:
+    """Withdraw an authorization; the organization loses access at once."""
+    consent = Consent.objects.select_for_update().select_related("license").get(pk=consent.pk)
+    if consent.license is None or not _holds(actor, consent.license):
+        raise PermissionDeniedError(code="not_holder")
+    if consent.withdrawn_at is None:
+        consent.withdrawn_at = timezone.now()
+        consent.save(update_fields=["withdrawn_at"])
+        audit_record(
+            action="consent.withdraw",
+            actor=actor,
+            target=consent,
+            subject=license_subject(consent.license),
+        )
+    return consent

@@ -18,7 +18,7 @@ from tongban.audit.services import audit_record
 from tongban.core.errors import TongbanError
 
 from . import offline_qr, selectors, services, verification
-from .forms import CopyForm
+from .forms import ConsentForm, CopyForm
 
 
 def _svg(qr: segno.QRCode) -> SafeString:
@@ -57,6 +57,8 @@ def license_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "fields": fields,
             "qr_text": text,
             "copies": selectors.copies_for_license(license=license),
+            "consents": selectors.consents_for_license(license=license),
+            "consent_form": ConsentForm(),
             # Both SVGs are generated here from our own data (escaped), never from input.
             "qr_svg": _svg(offline_qr.offline_qr_image(text)),
             "seal_svg": mark_safe(license.seal.image_svg),  # noqa: S308
@@ -153,4 +155,67 @@ def online(request: HttpRequest, token: str) -> HttpResponse:
     ]
     return render(
         request, "licensing/online.html", {"copy": copy, "license": license, "fields": fields}
+    )
+
+
+@login_required
+@require_POST
+def consent_new(request: HttpRequest, pk: int) -> HttpResponse:
+    """授权用证: let an organization use this license for a purpose until a date."""
+    license = selectors.license_for_user(user=request.user, pk=pk)  # type: ignore[arg-type]
+    form = ConsentForm(request.POST)
+    if form.is_valid():
+        try:
+            services.consent_grant(
+                license=license,
+                grantee_code=form.cleaned_data["grantee_code"],
+                purpose=form.cleaned_data["purpose"],
+                valid_until=form.cleaned_data["valid_until"],
+                actor=request.user,  # type: ignore[arg-type]
+            )
+        except TongbanError as exc:
+            messages.error(request, f"{exc.message} ({exc.code})")
+        else:
+            messages.success(request, _("The organization may now use this license."))
+    else:
+        messages.error(request, _("Check the organization, purpose and date."))
+    return redirect("licensing:license", pk=pk)
+
+
+@login_required
+@require_POST
+def consent_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    consent = selectors.consent_for_user(user=request.user, pk=pk)  # type: ignore[arg-type]
+    services.consent_withdraw(consent=consent, actor=request.user)  # type: ignore[arg-type]
+    messages.success(request, _("The authorization was withdrawn."))
+    return redirect("licensing:license", pk=consent.license_id)
+
+
+@login_required
+@require_GET
+def authorized(request: HttpRequest) -> HttpResponse:
+    """Licenses holders authorized this organization to use (被授权证照)."""
+    consents = selectors.licenses_authorized_to(user=request.user)  # type: ignore[arg-type]
+    return render(request, "licensing/authorized.html", {"consents": consents})
+
+
+@login_required
+@require_GET
+def authorized_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    consent = selectors.authorized_license(user=request.user, consent_pk=pk)  # type: ignore[arg-type]
+    license = consent.license
+    assert license is not None  # authorized_license only returns license consents
+    audit_record(
+        action="license.authorized_read",
+        actor=request.user,
+        target=license,
+        subject=services.license_subject(license),
+        purpose=consent.purpose,
+    )
+    properties = license.license_type.surface_schema.get("properties", {})
+    fields = [(properties.get(n, {}), v) for n, v in license.surface.items()]
+    return render(
+        request,
+        "licensing/authorized_license.html",
+        {"consent": consent, "license": license, "fields": fields},
     )
