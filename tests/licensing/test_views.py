@@ -87,3 +87,32 @@ def test_wallet_api_lists_only_own_licenses(client, office):
     client.force_login(holder)
     body = client.get("/api/v1/licensing/wallet").json()
     assert [lic["identifier"] for lic in body] == [mine.identifier]
+
+
+def test_one_code_lists_every_valid_permit_of_a_business(client):
+    from tests.people.factories import make_organization
+    from tongban.licensing.services import license_issue, license_status_set
+
+    from .factories import make_license_type
+
+    office = make_office()
+    business = make_organization(name="演示餐饮有限公司")
+    agent = make_user(role="org_agent", organization=business)
+    permit_type = make_license_type(office.department, code="LT-PERMIT")
+    permit_type.holder_kind = "organization"
+    permit_type.save()
+    office.grant.license_types.add(permit_type)
+    surface = {"address": "演示市历下区1号", "since": "2024-05-06"}
+    kept = license_issue(
+        license_type=permit_type, holder=business, surface=surface, actor=office.staff
+    )
+    gone = license_issue(
+        license_type=permit_type, holder=business, surface=surface, actor=office.staff
+    )
+    license_status_set(license=gone, status="revoked", reason="注销", actor=office.staff)
+    client.force_login(agent)
+    wallet = client.get("/wallet/").content.decode()
+    link = wallet.split('href="http://testserver/biz/')[1].split('"')[0]
+    page = client.get(f"/biz/{link}").content.decode()
+    assert "演示餐饮有限公司" in page and kept.number in page and gone.number not in page
+    assert client.get("/biz/forged-token/").status_code == 404

@@ -5,6 +5,7 @@ import base64
 import datetime as dt
 from typing import Any
 
+from django.core import signing
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -335,3 +336,30 @@ def authorized_license(*, user: User, consent_pk: int) -> Consent:
     if consent is None:
         raise NotFoundError(_("No current authorization."), code="consent_not_found")
     return consent
+
+
+ONE_CODE_SALT = "tongban.licensing.one-code"
+
+
+def one_code_token(*, organization: Organization) -> str:
+    """一照一码: the signed, unguessable token of a business's public licence list."""
+    return signing.dumps(organization.pk, salt=ONE_CODE_SALT)
+
+
+def one_code_licenses(*, token: str) -> tuple[Organization, QuerySet[License]]:
+    """The business behind a 一照一码 token and every valid licence it holds, from every
+    department."""
+    try:
+        organization_id = signing.loads(token[:200], salt=ONE_CODE_SALT)
+    except signing.BadSignature:
+        raise NotFoundError(_("This code is not valid."), code="one_code_invalid") from None
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        raise NotFoundError(_("This code is not valid."), code="one_code_invalid")
+    licenses = (
+        License.objects.filter(holder_organization=organization, status=License.Status.VALID)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=timezone.localdate()))
+        .select_related("license_type", "issuer")
+        .order_by("license_type__code")
+    )
+    return organization, licenses

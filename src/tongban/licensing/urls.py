@@ -14,6 +14,7 @@ urlpatterns = [
     path("wallet/authorized/", views.authorized, name="authorized"),
     path("wallet/authorized/<int:pk>/", views.authorized_detail, name="authorized_license"),
     path("v/<str:token>/", views.online, name="online"),
+    path("biz/<str:token>/", views.one_code, name="one_code"),
     path("verify/", views.verify, name="verify"),
     path("workbench/licenses/", workbench.licenses, name="workbench_licenses"),
     path("workbench/licenses/new/<str:type_code>/", workbench.issue, name="workbench_issue"),

@@ -31,7 +31,13 @@ def _svg(qr: segno.QRCode) -> SafeString:
 def wallet(request: HttpRequest) -> HttpResponse:
     licenses = selectors.licenses_for_user(user=request.user)  # type: ignore[arg-type]
     audit_record(action="license.wallet_read", actor=request.user, purpose="holder's own wallet")
-    return render(request, "licensing/wallet.html", {"licenses": licenses})
+    one_code = None
+    organization = getattr(request.user, "organization", None)
+    if organization is not None and request.user.role == "org_agent":  # type: ignore[union-attr]
+        token = selectors.one_code_token(organization=organization)
+        url = request.build_absolute_uri(reverse("licensing:one_code", args=[token]))
+        one_code = {"url": url, "svg": _svg(segno.make(url, error="M"))}
+    return render(request, "licensing/wallet.html", {"licenses": licenses, "one_code": one_code})
 
 
 @login_required
@@ -218,4 +224,13 @@ def authorized_detail(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         "licensing/authorized_license.html",
         {"consent": consent, "license": license, "fields": fields},
+    )
+
+
+@require_GET
+def one_code(request: HttpRequest, token: str) -> HttpResponse:
+    """一照一码: everyone can see which valid licences and permits a business holds."""
+    organization, licenses = selectors.one_code_licenses(token=token)
+    return render(
+        request, "licensing/one_code.html", {"organization": organization, "licenses": licenses}
     )
