@@ -16,7 +16,9 @@ for need in "$@"; do
     chromium)
         [[ -x /usr/bin/chromium ]] || missing+=(chromium) ;;
     fonts)
-        [[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || missing+=(fonts-wqy-microhei) ;;
+        [[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || missing+=(fonts-wqy-microhei)
+        # pdftoppm renders printed licenses to images in the PDF tests
+        command -v pdftoppm >/dev/null || missing+=(poppler-utils) ;;
     gettext)
         command -v msgfmt >/dev/null 2>&1 || missing+=(gettext) ;;
     venv)  # Debian's python3 creates venvs only with python3-venv (ensurepip) installed

@@ -116,3 +116,29 @@ def test_one_code_lists_every_valid_permit_of_a_business(client):
     page = client.get(f"/biz/{link}").content.decode()
     assert "演示餐饮有限公司" in page and kept.number in page and gone.number not in page
     assert client.get("/biz/forged-token/").status_code == 404
+
+
+def test_holder_downloads_the_license_and_a_copy_as_pdf(client, office):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from tongban.licensing.services import license_copy_create
+
+    holder = make_user(role="citizen")
+    license = issue_residence_permit(office, holder.person)
+    client.force_login(holder)
+    response = client.get(f"/wallet/{license.pk}/pdf/")
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF")
+    assert AuditEntry.objects.filter(action="license.print").count() == 1
+    copy = license_copy_create(
+        license=license,
+        purpose="租房",
+        fields=["since"],
+        actor=holder,
+        expires_at=timezone.now() + dt.timedelta(days=3),
+    )
+    assert client.get(f"/wallet/copies/{copy.pk}/pdf/").content.startswith(b"%PDF")
+    client.force_login(make_user(role="citizen"))
+    assert client.get(f"/wallet/{license.pk}/pdf/").status_code == 404

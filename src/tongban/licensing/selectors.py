@@ -50,10 +50,15 @@ def license_holder_code(license: License) -> str:
 
 
 def license_offline_qr(
-    *, license: License, now: dt.datetime | None = None, copy: LicenseCopy | None = None
+    *,
+    license: License,
+    now: dt.datetime | None = None,
+    copy: LicenseCopy | None = None,
+    lifetime: dt.timedelta | None = QR_LIFETIME,
 ) -> str:
-    """The offline QR text (扫码亮证), signed with the license's seal: valid for a day, or for
-    a copy until the copy expires, carrying only the copy's disclosed fields."""
+    """The offline QR text (扫码亮证), signed with the license's seal: valid for `lifetime`
+    (a day on screen; None on paper, where the license's own validity governs), or for a
+    copy until the copy expires, carrying only the copy's disclosed fields."""
     now = (now or timezone.now()).replace(microsecond=0)
     license_type = license.license_type
     names = [*license_type.qr_fields, *license_type.digest_fields]
@@ -81,7 +86,7 @@ def license_offline_qr(
         ),
         # a copy's own expiry governs it (and is reported as such); a shown license's code
         # lives a day
-        expires_at=None if copy else now + QR_LIFETIME,
+        expires_at=None if copy or lifetime is None else now + lifetime,
     )
     return offline_qr.offline_qr_encode(claims=claims, signer=seal_signer(license.seal))
 

@@ -2,6 +2,7 @@
 verification page (核验) where anyone pastes or scans a license code."""
 
 import datetime as dt
+from urllib.parse import quote
 
 import segno
 from django.contrib import messages
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from tongban.audit.services import audit_record
 from tongban.core.errors import TongbanError
 
-from . import offline_qr, selectors, services, verification
+from . import offline_qr, printing, selectors, services, verification
 from .forms import ConsentForm, CopyForm
 
 
@@ -234,3 +235,43 @@ def one_code(request: HttpRequest, token: str) -> HttpResponse:
     return render(
         request, "licensing/one_code.html", {"organization": organization, "licenses": licenses}
     )
+
+
+def _pdf_response(pdf: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
+    return response
+
+
+@login_required
+@require_GET
+def license_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    """The printable license (下载打印): its offline code lasts as long as the license."""
+    license = selectors.license_for_user(user=request.user, pk=pk)  # type: ignore[arg-type]
+    text = selectors.license_offline_qr(license=license, lifetime=None)
+    audit_record(
+        action="license.print",
+        actor=request.user,
+        target=license,
+        subject=services.license_subject(license),
+    )
+    return _pdf_response(
+        printing.license_pdf(license=license, qr_text=text),
+        f"{license.license_type.name}-{license.number}.pdf",
+    )
+
+
+@login_required
+@require_GET
+def copy_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    """A copy on paper: watermarked with its purpose and expiry, with both codes."""
+    copy = selectors.copy_for_user(user=request.user, pk=pk)  # type: ignore[arg-type]
+    text = selectors.license_offline_qr(license=copy.license, copy=copy)
+    online_url = request.build_absolute_uri(reverse("licensing:online", args=[copy.token]))
+    watermark = printing.CopyWatermark(
+        purpose=copy.purpose, expires_on=timezone.localdate(copy.expires_at)
+    )
+    pdf = printing.license_pdf(
+        license=copy.license, qr_text=text, copy=watermark, online_url=online_url
+    )
+    return _pdf_response(pdf, f"{copy.license.license_type.name}-副本-{copy.purpose}.pdf")
