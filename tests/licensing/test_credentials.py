@@ -152,7 +152,7 @@ def test_present_one_field_and_age_verifies_to_exactly_those(seal_alg, holder_al
     assert verified.key_id == office.seal.key_id
     assert verified.algorithm == seal_alg
     assert verified.status.index == license.status_index
-    assert verified.status.uri == f"/api/v1/licensing/status-lists/{license.status_list_id}"
+    assert verified.status.uri == f"/api/v1/licenses/status-lists/{license.status_list_id}"
     assert verified.holder_jwk == holder.jwk
     assert verified.expires_at is not None
     assert verified.expires_at.astimezone(dt.timezone(dt.timedelta(hours=8))).date() == (
@@ -192,7 +192,7 @@ def test_issued_credential_layout(issued):
     assert payload["status"] == {
         "status_list": {
             "idx": license.status_index,
-            "uri": f"/api/v1/licensing/status-lists/{license.status_list_id}",
+            "uri": f"/api/v1/licenses/status-lists/{license.status_list_id}",
         }
     }
     # Nothing a holder may withhold is in the payload in the clear.

@@ -21,7 +21,7 @@ def setup(client):
     key = signer_generate("ES256")
     client.force_login(holder)
     response = client.post(
-        f"/api/v1/licensing/wallet/{license.pk}/credential",
+        f"/api/v1/licenses/wallet/{license.pk}/credential",
         {"holder_jwk": jwk_from_verifier(key.public())},
         content_type="application/json",
     )
@@ -39,7 +39,7 @@ def present(client, credential, key, disclose):
         nonce="n-123",
     )
     return client.post(
-        "/api/v1/licensing/presentations/verify",
+        "/api/v1/licenses/presentations/verify",
         {"presentation": presentation, "audience": "https://bank.example", "nonce": "n-123"},
         content_type="application/json",
     ).json()
@@ -69,7 +69,7 @@ def test_a_presentation_for_another_audience_is_refused(client, setup):
         nonce="n-123",
     )
     body = client.post(
-        "/api/v1/licensing/presentations/verify",
+        "/api/v1/licenses/presentations/verify",
         {"presentation": presentation, "audience": "https://bank.example", "nonce": "n-123"},
         content_type="application/json",
     ).json()
@@ -82,7 +82,7 @@ def test_only_the_holder_takes_a_credential(client):
     key = signer_generate("ES256")
     client.force_login(make_user(role="citizen"))
     response = client.post(
-        f"/api/v1/licensing/wallet/{license.pk}/credential",
+        f"/api/v1/licenses/wallet/{license.pk}/credential",
         {"holder_jwk": jwk_from_verifier(key.public())},
         content_type="application/json",
     )

@@ -47,7 +47,7 @@ def test_example_is_valid_and_its_qr_fits_version_22(row):
         fields=offline_qr.offline_fields(shown, digest=frozenset(row["digest_fields"])),
         valid_from=dt.date(2024, 1, 1),
         valid_until=dt.date(2030, 1, 1),
-        status=offline_qr.StatusReference(uri="/api/v1/licensing/status-lists/1", index=131_071),
+        status=offline_qr.StatusReference(uri="/api/v1/licenses/status-lists/1", index=131_071),
         expires_at=now + dt.timedelta(hours=24),
     )
     for algorithm in ("ES256", "EdDSA", "SM2SM3"):

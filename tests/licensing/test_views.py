@@ -54,7 +54,7 @@ def test_verify_api(client, office):
     license = issue_residence_permit(office)
     text = license_offline_qr(license=license)
     body = client.post(
-        "/api/v1/licensing/verify", {"text": text}, content_type="application/json"
+        "/api/v1/licenses/verify", {"text": text}, content_type="application/json"
     ).json()
     assert (body["valid"], body["reason"], body["license_id"]) == (
         True,
@@ -63,19 +63,19 @@ def test_verify_api(client, office):
     )
     assert body["fields"] == {"since": "2024-05-06", "endorsement": "2025年度"}
     bad = client.post(
-        "/api/v1/licensing/verify", {"text": "x" * 5000}, content_type="application/json"
+        "/api/v1/licenses/verify", {"text": "x" * 5000}, content_type="application/json"
     )
     assert bad.status_code == 422
 
 
 def test_trust_list_and_status_list_endpoints(client, office):
     license = issue_residence_permit(office)
-    keys = client.get("/api/v1/licensing/trust-list").json()["keys"]
+    keys = client.get("/api/v1/licenses/trust-list").json()["keys"]
     assert [k["kid"] for k in keys] == [office.seal.key_id]
-    response = client.get(f"/api/v1/licensing/status-lists/{license.status_list_id}")
+    response = client.get(f"/api/v1/licenses/status-lists/{license.status_list_id}")
     assert response.status_code == 200 and response["Content-Type"] == "application/statuslist+cwt"
     assert (
-        client.get("/api/v1/licensing/status-lists/999").json()["code"] == "status_list_not_found"
+        client.get("/api/v1/licenses/status-lists/999").json()["code"] == "status_list_not_found"
     )
 
 
@@ -83,9 +83,9 @@ def test_wallet_api_lists_only_own_licenses(client, office):
     holder = make_user(role="citizen")
     mine = issue_residence_permit(office, holder.person)
     issue_residence_permit(office)
-    assert client.get("/api/v1/licensing/wallet").status_code == 401
+    assert client.get("/api/v1/licenses/wallet").status_code == 401
     client.force_login(holder)
-    body = client.get("/api/v1/licensing/wallet").json()
+    body = client.get("/api/v1/licenses/wallet").json()
     assert [lic["identifier"] for lic in body] == [mine.identifier]
 
 

@@ -54,4 +54,4 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 
 api.add_router("/catalog/", catalog_router)
-api.add_router("/licensing/", licensing_router)
+api.add_router("/licenses/", licensing_router)

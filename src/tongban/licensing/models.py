@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from tongban.catalog.models import LicenseType
 from tongban.people.models import Department, Organization, Person
 
-STATUS_LIST_PATH = "/api/v1/licensing/status-lists/"
+STATUS_LIST_PATH = "/api/v1/licenses/status-lists/"
 """Where status lists are published; a license's status reference is this plus the list id."""
 
 

@@ -24,7 +24,7 @@ from .forms import ConsentForm, CopyForm
 
 def _svg(qr: segno.QRCode) -> SafeString:
     """A QR code as inline SVG. Safe: segno writes the markup from our own data."""
-    return mark_safe(qr.svg_inline(scale=3, border=2))  # noqa: S308
+    return mark_safe(qr.svg_inline(scale=3, border=2, omitsize=True))  # noqa: S308
 
 
 @login_required
@@ -80,7 +80,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     purpose = request.POST.get("purpose", "")[:60] if request.method == "POST" else ""
     if request.method == "POST":
         result = selectors.license_verify(text=text, purpose=purpose)
-    return render(
+    response = render(
         request,
         "licensing/verify.html",
         {
@@ -90,6 +90,9 @@ def verify(request: HttpRequest) -> HttpResponse:
             "message": verification.REASON_MESSAGES[result.reason] if result else "",
         },
     )
+    # This page may use the camera to scan codes; every other page may not.
+    response.headers["Permissions-Policy"] = "camera=(self), microphone=(), geolocation=()"
+    return response
 
 
 @login_required
@@ -127,6 +130,7 @@ def copy_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "copy": copy,
             "online_url": online_url,
+            "qr_text": text,
             # Both QRs are generated here from our own data, never from input.
             "qr_svg": _svg(offline_qr.offline_qr_image(text)),
             "online_svg": _svg(segno.make(online_url, error="M")),
