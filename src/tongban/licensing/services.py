@@ -526,7 +526,9 @@ def consent_grant(
 @transaction.atomic
 def consent_withdraw(*, consent: Consent, actor: User) -> Consent:
     """Withdraw an authorization; the organization loses access at once."""
-    consent = Consent.objects.select_for_update().select_related("license").get(pk=consent.pk)
+    consent = (
+        Consent.objects.select_for_update(of=("self",)).select_related("license").get(pk=consent.pk)
+    )
     if consent.license is None or not _holds(actor, consent.license):
         raise PermissionDeniedError(code="not_holder")
     if consent.withdrawn_at is None:
