@@ -73,3 +73,15 @@ def test_online_verification_names_the_reason():
     assert "居住证" in run("verify", text)
     with pytest.raises(CommandError, match="qr_format"):
         run("verify", "TB1:garbage")
+
+
+def test_verify_a_photo_of_the_code(tmp_path):
+    from tongban.licensing.offline_qr import offline_qr_image
+
+    office = make_office()
+    text = license_offline_qr(license=issue_residence_permit(office))
+    photo = tmp_path / "code.png"
+    offline_qr_image(text).save(str(photo), scale=4)
+    assert "VALID" in run("verify", str(photo))
+    with pytest.raises(CommandError, match="no such image"):
+        run("verify", str(tmp_path / "missing.png"))

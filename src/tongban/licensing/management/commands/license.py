@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import zxingcpp
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
+from PIL import Image
 
 from tongban.licensing import selectors, verification
 from tongban.licensing.models import StatusList
@@ -26,7 +28,9 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         export = sub.add_parser("export", help="write the trust list and status lists to DIR")
         export.add_argument("directory", type=Path)
-        verify = sub.add_parser("verify", help="verify a scanned code (TEXT, or - for stdin)")
+        verify = sub.add_parser(
+            "verify", help="verify a code: its TEXT, - for stdin, or a PNG/JPEG photo of the QR"
+        )
         verify.add_argument("text")
         verify.add_argument("--trust-list", type=Path, help="verify offline with this file")
         verify.add_argument("--status-list", type=Path, action="append", default=[])
@@ -37,6 +41,24 @@ class Command(BaseCommand):
             self.export(options["directory"])
         else:
             self.verify(options)
+
+    def payload(self, argument: str) -> str:
+        """The code's text: given as is, read from stdin, or decoded from a photo."""
+        if argument == "-":
+            return sys.stdin.read()
+        path = Path(argument)
+        if path.suffix.lower() in {".png", ".jpg", ".jpeg"}:
+            if not path.is_file():
+                raise CommandError(f"no such image: {path}")
+            try:
+                with Image.open(path) as image:
+                    codes = zxingcpp.read_barcodes(image)
+            except OSError as exc:
+                raise CommandError(f"not a readable image: {exc}") from exc
+            if not codes:
+                raise CommandError("no QR code found in the image")
+            return str(codes[0].text)
+        return argument
 
     def export(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -49,7 +71,7 @@ class Command(BaseCommand):
         self.stdout.write(f"exported the trust list and status lists to {directory}")
 
     def verify(self, options: dict[str, Any]) -> None:
-        text = sys.stdin.read() if options["text"] == "-" else options["text"]
+        text = self.payload(options["text"])
         now = timezone.now()
         if options["trust_list"] is None:
             result = selectors.license_verify(text=text, now=now)
