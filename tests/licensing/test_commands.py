@@ -85,3 +85,12 @@ def test_verify_a_photo_of_the_code(tmp_path):
     assert "VALID" in run("verify", str(photo))
     with pytest.raises(CommandError, match="no such image"):
         run("verify", str(tmp_path / "missing.png"))
+
+
+def test_rotate_seal_command():
+    office = make_office()
+    out = run("rotate-seal", office.department.code)
+    office.seal.refresh_from_db()
+    assert office.seal.retired_at is not None and office.seal.key_id in out
+    with pytest.raises(CommandError, match="no current seal"):
+        run("rotate-seal", "nowhere")

@@ -137,3 +137,23 @@ def test_status_indexes_are_distinct():
     office = make_office()
     licenses = [issue_residence_permit(office) for _ in range(20)]
     assert len({lic.status_index for lic in licenses}) == 20
+
+
+def test_seal_rotation_keeps_old_licenses_verifiable_and_moves_the_grants():
+    from tongban.licensing.selectors import license_offline_qr, license_verify
+    from tongban.licensing.services import seal_rotate
+
+    # Given a license signed by the department's seal
+    office = make_office()
+    license = issue_residence_permit(office)
+    # When the seal is rotated
+    new_seal = seal_rotate(seal=office.seal, actor="system")
+    office.seal.refresh_from_db()
+    # Then the old seal is retired, its grant moved, and new licenses use the new key
+    assert office.seal.retired_at is not None and new_seal.key_id != office.seal.key_id
+    assert new_seal.grants.get().user == office.staff
+    assert issue_residence_permit(office).seal == new_seal
+    # And the old license still shows a code that verifies
+    assert license_verify(text=license_offline_qr(license=license)).valid
+    verifier = seal_signer(office.seal).public()
+    assert verifier.verify(license_canonical_bytes(license), bytes(license.signature))

@@ -14,7 +14,7 @@ from tongban.catalog.models import LicenseType
 from tongban.core.errors import NotFoundError, PermissionDeniedError
 from tongban.people.models import Organization, Person, User
 
-from . import offline_qr, verification
+from . import offline_qr, services, verification
 from . import status_list as codec
 from .keys import platform_signer, seal_signer
 from .models import STATUS_LIST_PATH, Consent, License, LicenseCopy, Seal, StatusList
@@ -88,7 +88,10 @@ def license_offline_qr(
         # lives a day
         expires_at=None if copy or lifetime is None else now + lifetime,
     )
-    return offline_qr.offline_qr_encode(claims=claims, signer=seal_signer(license.seal))
+    # A shown code is signed now, so by the issuer's current seal: after a rotation the
+    # retired seal no longer signs, though the license record keeps its original signature.
+    seal = services.seal_current(department=license.issuer) or license.seal
+    return offline_qr.offline_qr_encode(claims=claims, signer=seal_signer(seal))
 
 
 def copies_for_license(*, license: License) -> QuerySet[LicenseCopy]:

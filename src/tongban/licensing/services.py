@@ -541,3 +541,53 @@ def consent_withdraw(*, consent: Consent, actor: User) -> Consent:
             subject=license_subject(consent.license),
         )
     return consent
+
+
+@transaction.atomic
+def seal_rotate(*, seal: Seal, actor: Any, years: int = 5) -> Seal:
+    """Replace a seal's key (印章轮换): the old seal is retired — it still verifies what it
+    signed before now — and the new one takes over its grants and all new signatures."""
+    old = Seal.objects.select_for_update().select_related("department").get(pk=seal.pk)
+    if old.retired_at is not None:
+        raise IllegalStatusChange(_("This seal is already retired."), code="seal_retired")
+    now = timezone.now()
+    new = seal_create(
+        department=old.department,
+        name=old.name,
+        algorithm=old.algorithm,
+        valid_from=now,
+        years=years,
+        actor=actor,
+    )
+    old.retired_at = now
+    old.save(update_fields=["retired_at"])
+    for grant in old.grants.filter(revoked_at__isnull=True, valid_until__gt=now):
+        moved = SealGrant.objects.create(
+            seal=new,
+            user=grant.user,
+            valid_from=now,
+            valid_until=grant.valid_until,
+            granted_by=grant.granted_by,
+        )
+        moved.license_types.set(grant.license_types.all())
+        grant.revoked_at = now
+        grant.save(update_fields=["revoked_at"])
+    audit_record(
+        action="seal.rotate",
+        actor=actor,
+        target=old,
+        after={"retired": old.key_id, "successor": new.key_id},
+    )
+    return new
+
+
+def seal_current(*, department: Department) -> Seal | None:
+    """The department's seal that signs now: the newest one not retired and in its validity."""
+    now = timezone.now()
+    return (
+        Seal.objects.filter(
+            department=department, retired_at__isnull=True, valid_from__lte=now, valid_until__gt=now
+        )
+        .order_by("-valid_from")
+        .first()
+    )

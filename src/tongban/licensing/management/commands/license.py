@@ -16,9 +16,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from PIL import Image
 
-from tongban.licensing import selectors, verification
+from tongban.licensing import selectors, services, verification
 from tongban.licensing.models import StatusList
 from tongban.licensing.signers import verifier_from_public_bytes
+from tongban.people.models import Department
 
 
 class Command(BaseCommand):
@@ -28,6 +29,8 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         export = sub.add_parser("export", help="write the trust list and status lists to DIR")
         export.add_argument("directory", type=Path)
+        rotate = sub.add_parser("rotate-seal", help="retire a department's seal for a new key")
+        rotate.add_argument("department", help="department code, e.g. market")
         verify = sub.add_parser(
             "verify", help="verify a code: its TEXT, - for stdin, or a PNG/JPEG photo of the QR"
         )
@@ -39,8 +42,18 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "export":
             self.export(options["directory"])
+        elif options["action"] == "rotate-seal":
+            self.rotate(options["department"])
         else:
             self.verify(options)
+
+    def rotate(self, department_code: str) -> None:
+        department = Department.objects.filter(code=department_code).first()
+        seal = services.seal_current(department=department) if department else None
+        if seal is None:
+            raise CommandError(f"no current seal for department {department_code!r}")
+        new = services.seal_rotate(seal=seal, actor="system:license-command")
+        self.stdout.write(f"retired {seal.key_id}; signing now with {new.key_id}")
 
     def payload(self, argument: str) -> str:
         """The code's text: given as is, read from stdin, or decoded from a photo."""
