@@ -576,3 +576,27 @@ def test_rendered_qr_decodes_with_a_real_reader():
     assert (
         offline_qr_decode(results[0].text, trust=TRUST, now=NOW).claims == business_licence_claims()
     )
+
+
+@given(st.binary(max_size=600))
+def test_our_base45_decoder_agrees_with_the_reference(data):
+    import base45
+
+    from tongban.licensing.offline_qr import b45decode
+
+    assert b45decode(base45.b45encode(data).decode()) == data
+
+
+@given(st.text(max_size=40))
+def test_our_base45_decoder_refuses_what_the_reference_refuses(text):
+    import base45
+
+    from tongban.licensing.offline_qr import b45decode
+
+    try:
+        expected = base45.b45decode(text)
+    except (ValueError, UnicodeEncodeError):
+        with pytest.raises(ValueError):
+            b45decode(text)
+    else:
+        assert b45decode(text) == expected

@@ -51,6 +51,7 @@ def test_a_seal_that_is_not_the_issuers_is_refused():
     license = issue_residence_permit(office)
     other = make_office(code="market")
     # a seal of another department signs the code
+    license.seal.retired_at = license.seal.valid_from
     with mock.patch("tongban.licensing.services.seal_current", return_value=other.seal):
         text = license_offline_qr(license=license)
     assert license_verify(text=text).reason == "unauthorized_seal"

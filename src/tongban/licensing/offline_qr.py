@@ -99,6 +99,7 @@ trust list says whose key it is) and, for the status, fetch the status list toke
 import hashlib
 import hmac
 import io
+import struct
 import unicodedata
 import zlib
 from collections.abc import Callable, Mapping
@@ -574,6 +575,37 @@ class VerifiedPayload:
         return carried is not None and carried == value and type(carried) is type(value)
 
 
+BASE45_ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+_BASE45_VALUES = bytes.maketrans(BASE45_ALPHABET, bytes(range(45)))
+
+
+def b45decode(text: str) -> bytes:
+    """RFC 9285 base45 decoding, several times faster than the `base45` package's pure-Python
+    loop (it was half the cost of a verification): characters become values with one
+    `translate`, and triples become 16-bit words in one `struct.pack`."""
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise ValueError("base45: not ASCII") from exc
+    if raw.translate(None, BASE45_ALPHABET) or len(raw) % 3 == 1:
+        raise ValueError("base45: invalid characters or length")
+    values = raw.translate(_BASE45_VALUES)
+    full = len(values) - len(values) % 3
+    words = [
+        a + b * 45 + c * 2025
+        for a, b, c in zip(values[0:full:3], values[1:full:3], values[2:full:3], strict=True)
+    ]
+    if words and max(words) > 0xFFFF:
+        raise ValueError("base45: a triple is out of range")
+    out = struct.pack(f">{len(words)}H", *words)
+    if full < len(values):
+        last = values[full] + values[full + 1] * 45
+        if last > 0xFF:
+            raise ValueError("base45: the last pair is out of range")
+        out += bytes([last])
+    return out
+
+
 def offline_qr_encode(*, claims: OfflineLicenseClaims, signer: Signer) -> str:
     """The QR text, "TB1:" followed by base45(zlib(COSE_Sign1(CWT)))."""
     payload = cbor2.dumps(_claims_to_cbor(claims), canonical=True)
@@ -614,7 +646,7 @@ def offline_qr_decode(text: str, *, trust: Trust, now: datetime) -> VerifiedPayl
     if len(text) > MAX_TEXT_LENGTH:
         raise QrFormatInvalid(detail="the text is too long")
     try:
-        compressed = base45.b45decode(text[len(PREFIX) :])
+        compressed = b45decode(text[len(PREFIX) :])
         message = zlib_decompress_bounded(compressed, max_length=MAX_COSE_BYTES)
     except ValueError as exc:
         raise QrFormatInvalid(detail=str(exc)) from exc

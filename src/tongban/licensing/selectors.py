@@ -88,9 +88,11 @@ def license_offline_qr(
         # lives a day
         expires_at=None if copy or lifetime is None else now + lifetime,
     )
-    # A shown code is signed now, so by the issuer's current seal: after a rotation the
-    # retired seal no longer signs, though the license record keeps its original signature.
-    seal = services.seal_current(department=license.issuer) or license.seal
+    # A shown code is signed now: by the license's own seal while it may still sign, and
+    # after a rotation by the issuer's current seal (the record keeps its original signature).
+    seal = license.seal
+    if seal.retired_at is not None or not seal.valid_from <= now < seal.valid_until:
+        seal = services.seal_current(department=license.issuer) or seal
     return offline_qr.offline_qr_encode(claims=claims, signer=seal_signer(seal))
 
 
