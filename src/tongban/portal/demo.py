@@ -318,7 +318,14 @@ def _surface(row: dict[str, Any], holder: Person | Organization, rng: random.Ran
     def fill(value: Any) -> Any:
         return value.format(**values) if isinstance(value, str) else value
 
-    return {key: fill(value) for key, value in row["example"].items()}
+    surface = {key: fill(value) for key, value in row["example"].items()}
+    # Facts the ID number states must agree with it.
+    if isinstance(holder, Person):
+        if "birth_date" in surface:
+            surface["birth_date"] = holder.birth_date.isoformat()
+        if "sex" in surface:
+            surface["sex"] = "男" if holder.sex == Person.Sex.MALE else "女"
+    return surface
 
 
 def _seed_licenses(rows: list[dict[str, Any]]) -> int:
