@@ -45,10 +45,6 @@ def license_for_user(*, user: User, pk: int) -> License:
         ) from None
 
 
-def license_holder_code(license: License) -> str:
-    return license_subject(license)[1]
-
-
 def license_offline_qr(
     *,
     license: License,
@@ -72,7 +68,7 @@ def license_offline_qr(
         license_id=license.identifier,
         type_code=license_type.standard_code or license_type.code,
         holder_name=holder.name,  # type: ignore[union-attr]
-        holder_code=license_holder_code(license),
+        holder_code=license_subject(license)[1],
         fields=offline_qr.offline_fields(shown, digest=frozenset(license_type.digest_fields)),
         valid_from=license.valid_from,
         valid_until=license.valid_until,

@@ -46,13 +46,12 @@ def wallet(request: HttpRequest) -> HttpResponse:
 def license_detail(request: HttpRequest, pk: int) -> HttpResponse:
     license = selectors.license_for_user(user=request.user, pk=pk)  # type: ignore[arg-type]
     text = selectors.license_offline_qr(license=license)
-    holder_code = selectors.license_holder_code(license)
     audit_record(
         action="license.read",
         actor=request.user,
         target=license,
         purpose="holder shows license",
-        subject=("person" if license.holder_person_id else "organization", holder_code),
+        subject=services.license_subject(license),
     )
     schema = license.license_type.surface_schema.get("properties", {})
     fields = [(schema.get(name, {}), value) for name, value in license.surface.items()]
