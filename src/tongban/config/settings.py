@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "tongban.people",
     "tongban.catalog",
     "tongban.licensing",
+    "tongban.exchange",
     "tongban.portal",
 ]
 

@@ -211,8 +211,8 @@ def withdraw_consent(request: HttpRequest, consent_id: int) -> Any:
 def _consent_out(consent: Consent) -> dict[str, Any]:
     return {
         "id": consent.pk,
-        "grantee": consent.grantee.name,
-        "grantee_code": consent.grantee.credit_code,
+        "grantee": consent.grantee_party.name,
+        "grantee_code": consent.grantee_party.credit_code,
         "purpose": consent.purpose,
         "valid_until": consent.valid_until,
         "withdrawn_at": consent.withdrawn_at,

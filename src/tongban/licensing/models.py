@@ -213,15 +213,29 @@ class Consent(models.Model):
     holder_organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="consents"
     )
+    # Exactly one grantee: an organization (a license) or a department (data, 授权用数).
     grantee = models.ForeignKey(
         Organization,
         on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="consents_received",
         verbose_name=_("authorized organization"),
     )
+    grantee_department = models.ForeignKey(
+        Department,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="consents_received",
+        verbose_name=_("authorized department"),
+    )
+    # What is shared: one license, or one dataset of the exchange (named by its code, as
+    # catalog materials name datasets, so this app never imports the exchange).
     license = models.ForeignKey(
         License, on_delete=models.PROTECT, null=True, blank=True, related_name="consents"
     )
+    dataset_code = models.CharField(_("dataset"), max_length=40, blank=True)
     purpose = models.CharField(_("purpose"), max_length=60)
     valid_until = models.DateField(_("valid until"))
     withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
@@ -239,7 +253,29 @@ class Consent(models.Model):
                 ),
                 name="consent_has_one_holder",
             ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(grantee__isnull=False, grantee_department__isnull=True)
+                    | models.Q(grantee__isnull=True, grantee_department__isnull=False)
+                ),
+                name="consent_has_one_grantee",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(license__isnull=False, dataset_code="")
+                    | (models.Q(license__isnull=True) & ~models.Q(dataset_code=""))
+                ),
+                name="consent_covers_license_or_dataset",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.grantee} · {self.purpose}"
+        return f"{self.grantee_party} · {self.purpose}"
+
+    @property
+    def grantee_party(self) -> Organization | Department:
+        """Whom the consent authorizes; both kinds have a name and a credit code."""
+        party = self.grantee or self.grantee_department
+        if party is None:
+            raise ValueError("a consent always has a grantee")  # the constraint says so
+        return party

@@ -18,7 +18,7 @@ from . import offline_qr, services, verification
 from . import status_list as codec
 from .keys import platform_signer, seal_signer
 from .models import STATUS_LIST_PATH, Consent, License, LicenseCopy, Seal, StatusList
-from .services import license_subject
+from .services import holder_subject
 from .signers import verifier_from_public_bytes
 
 QR_LIFETIME = dt.timedelta(hours=24)
@@ -68,7 +68,7 @@ def license_offline_qr(
         license_id=license.identifier,
         type_code=license_type.standard_code or license_type.code,
         holder_name=holder.name,  # type: ignore[union-attr]
-        holder_code=license_subject(license)[1],
+        holder_code=holder_subject(license)[1],
         fields=offline_qr.offline_fields(shown, digest=frozenset(license_type.digest_fields)),
         valid_from=license.valid_from,
         valid_until=license.valid_until,

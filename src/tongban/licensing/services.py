@@ -183,18 +183,19 @@ def _status_slot() -> tuple[StatusList, int]:
     return status_list, codec.status_index_allocate(used=set(), size=status_list.size, rng=rng)
 
 
-def license_subject(license: License) -> tuple[str, str]:
-    """Whose license this is, as the audit log names subjects."""
-    if license.holder_person is not None:
-        return ("person", license.holder_person.resident_id)
-    if license.holder_organization is not None:
-        return ("organization", license.holder_organization.credit_code)
-    raise ValueError("a license always has a holder")  # the database constraint says so
+def holder_subject(held: License | Consent) -> tuple[str, str]:
+    """Whose license (or consent) this is, as the audit log names subjects."""
+    if held.holder_person is not None:
+        return ("person", held.holder_person.resident_id)
+    if held.holder_organization is not None:
+        return ("organization", held.holder_organization.credit_code)
+    raise ValueError("there is always a holder")  # the database constraints say so
+
 
 
 def license_metadata(license: License) -> dict[str, Any]:
     """The GB/T 36903 metadata of a license, as signed: the canonical record."""
-    code_type, holder_code = license_subject(license)
+    code_type, holder_code = holder_subject(license)
     holder = license.holder_person or license.holder_organization
     return {
         "name": license.license_type.name,
@@ -295,7 +296,7 @@ def license_issue(
         action="license.issue",
         actor=actor,
         target=license,
-        subject=license_subject(license),
+        subject=holder_subject(license),
         after={
             "identifier": identifier,
             "type": license_type.code,
@@ -334,7 +335,7 @@ def license_status_set(*, license: License, status: str, reason: str, actor: Use
         action=f"license.{status}",
         actor=actor,
         target=license,
-        subject=license_subject(license),
+        subject=holder_subject(license),
         before={"status": before},
         after={"status": status, "reason": reason},
     )
@@ -416,7 +417,7 @@ def license_copy_create(
         action="license.copy",
         actor=actor,
         target=copy,
-        subject=license_subject(license),
+        subject=holder_subject(license),
         purpose=purpose,
         after={"fields": fields, "recipient": recipient, "expires_at": expires_at.isoformat()},
     )
@@ -436,18 +437,19 @@ def license_copy_withdraw(*, copy: LicenseCopy, actor: User) -> LicenseCopy:
             action="license.copy_withdraw",
             actor=actor,
             target=copy,
-            subject=license_subject(copy.license),
+            subject=holder_subject(copy.license),
         )
     return copy
 
 
-def _holds(user: User, license: License) -> bool:
+def _holds(user: User, held: License | Consent) -> bool:
+    """Whether the user is (or acts for) the holder of a license or of a consent."""
     if user.role == User.Role.CITIZEN:
-        return user.person_id is not None and license.holder_person_id == user.person_id
+        return user.person_id is not None and held.holder_person_id == user.person_id
     if user.role == User.Role.ORG_AGENT:
         return (
             user.organization_id is not None
-            and license.holder_organization_id == user.organization_id
+            and held.holder_organization_id == user.organization_id
         )
     return False
 
@@ -464,7 +466,7 @@ def license_credential_issue(*, license: License, holder_jwk: dict[str, Any], ac
         action="license.credential",
         actor=actor,
         target=license,
-        subject=license_subject(license),
+        subject=holder_subject(license),
         after={"holder_key": holder_jwk.get("kty", "")},
     )
     return credential
@@ -512,7 +514,7 @@ def consent_grant(
         action="consent.grant",
         actor=actor,
         target=consent,
-        subject=license_subject(license),
+        subject=holder_subject(license),
         purpose=purpose,
         after={
             "grantee": grantee.credit_code,
@@ -529,7 +531,7 @@ def consent_withdraw(*, consent: Consent, actor: User) -> Consent:
     consent = (
         Consent.objects.select_for_update(of=("self",)).select_related("license").get(pk=consent.pk)
     )
-    if consent.license is None or not _holds(actor, consent.license):
+    if not _holds(actor, consent):
         raise PermissionDeniedError(code="not_holder")
     if consent.withdrawn_at is None:
         consent.withdrawn_at = timezone.now()
@@ -538,7 +540,7 @@ def consent_withdraw(*, consent: Consent, actor: User) -> Consent:
             action="consent.withdraw",
             actor=actor,
             target=consent,
-            subject=license_subject(consent.license),
+            subject=holder_subject(consent),
         )
     return consent
 

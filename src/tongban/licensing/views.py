@@ -51,7 +51,7 @@ def license_detail(request: HttpRequest, pk: int) -> HttpResponse:
         actor=request.user,
         target=license,
         purpose="holder shows license",
-        subject=services.license_subject(license),
+        subject=services.holder_subject(license),
     )
     schema = license.license_type.surface_schema.get("properties", {})
     fields = [(schema.get(name, {}), value) for name, value in license.surface.items()]
@@ -156,7 +156,7 @@ def online(request: HttpRequest, token: str) -> HttpResponse:
         action="license.copy_read",
         actor=request.user,
         target=copy,
-        subject=services.license_subject(license),
+        subject=services.holder_subject(license),
         purpose=copy.purpose,
     )
     properties = license.license_type.surface_schema.get("properties", {})
@@ -219,7 +219,7 @@ def authorized_detail(request: HttpRequest, pk: int) -> HttpResponse:
         action="license.authorized_read",
         actor=request.user,
         target=license,
-        subject=services.license_subject(license),
+        subject=services.holder_subject(license),
         purpose=consent.purpose,
     )
     properties = license.license_type.surface_schema.get("properties", {})
@@ -256,7 +256,7 @@ def license_pdf(request: HttpRequest, pk: int) -> HttpResponse:
         action="license.print",
         actor=request.user,
         target=license,
-        subject=services.license_subject(license),
+        subject=services.holder_subject(license),
     )
     return _pdf_response(
         printing.license_pdf(license=license, qr_text=text),
