@@ -235,3 +235,38 @@ def test_bad_subject_is_a_422(world):
     make_grant(consumer=consumer, dataset=datasets["population"], fields=["name", "address"])
     error = _error(lambda: _query(caller, subject="110101199003070000"))
     assert (error.code, error.status) == ("invalid_resident_id", 422)
+
+
+def test_the_person_sees_every_access_and_admins_see_the_counts(world):
+    from tongban.exchange.selectors import access_log, access_stats
+
+    datasets, consumer, caller = world
+    make_grant(consumer=consumer, dataset=datasets["population"], fields=["name", "address"])
+    make_grant(
+        consumer=consumer, dataset=datasets["population"], fields=["birth_date"], mode="verify"
+    )
+    _query(caller)
+    services.fact_verify(
+        caller=caller,
+        question="age_at_least",
+        subject=RID,
+        params={"years": 18},
+        purpose="service_handling",
+        legal_basis="依申请",
+    )
+    citizen = make_user(role="citizen", person=make_person(resident_id=RID, name="李娜"))
+    stranger = make_user(role="citizen")
+
+    log = access_log(user=citizen)
+    assert [(a.action, a.consumer, a.dataset) for a in log] == [
+        ("exchange.verify", "民政局", "人口基础信息"),
+        ("exchange.query", "民政局", "人口基础信息"),
+    ]
+    assert log[1].fields == ["姓名", "户籍地址"] and log[0].result is True
+    assert access_log(user=stranger) == []
+
+    stats = access_stats()
+    assert (stats.total, stats.queries, stats.verifications) == (2, 1, 1)
+    assert stats.by_consumer == [("民政局", 2)] and stats.by_dataset == [("人口基础信息", 2)]
+    assert stats.by_day[-1] == (timezone.localdate(), 2) and len(stats.by_day) == 30
+    assert stats.grants_by_status == {"approved": 2}
