@@ -9,5 +9,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("account/", include("tongban.people.urls")),
     path("", include("tongban.licensing.urls")),
+    path("exchange/", include("tongban.exchange.urls")),
+    path("proofs/", include("tongban.exchange.proof_urls")),
     path("", include("tongban.portal.urls")),
 ]
