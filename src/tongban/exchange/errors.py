@@ -87,3 +87,11 @@ class ProviderUnavailable(TongbanError):
 class ImportFailed(ValidationError):
     code = "import_failed"
     default_message = _("The file could not be imported; nothing was changed.")
+
+
+class ProviderAnswerInvalid(ProviderUnavailable):
+    """The provider's system answered, but not with a signed, well-formed answer to the
+    request sent: nothing from it is used."""
+
+    code = "provider_answer_invalid"
+    default_message = _("The department system that provides this dataset answered wrongly.")
