@@ -72,6 +72,9 @@ class SealGrant(models.Model):
         related_name="+",
     )
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    # For signing without a clerk (自动签发): proofs the platform generates from the
+    # department's own data. Only an account nobody can log in to may hold such a grant.
+    automated = models.BooleanField(_("automated issuance"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

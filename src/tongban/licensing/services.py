@@ -107,11 +107,19 @@ def seal_grant_create(
     license_types: list[LicenseType],
     valid_until: dt.datetime,
     actor: Any,
+    automated: bool = False,
 ) -> SealGrant:
-    """Let a department's staff member use its seal for these license types (用印授权)."""
+    """Let a department's staff member use its seal for these license types (用印授权).
+    An `automated` grant signs without a clerk, so it goes only to a system account that
+    cannot log in (no usable password, inactive)."""
     if user.role != User.Role.STAFF or user.department_id != seal.department_id:
         raise PermissionDeniedError(
             _("Only staff of the seal's department can be granted its use."), code="grant_not_staff"
+        )
+    if automated and (user.is_active or user.has_usable_password()):
+        raise PermissionDeniedError(
+            _("Only a system account that cannot log in may hold an automated grant."),
+            code="automated_grant_needs_system_account",
         )
     for license_type in license_types:
         if not license_type.issuing_departments.filter(pk=seal.department_id).exists():
@@ -126,6 +134,7 @@ def seal_grant_create(
         valid_from=timezone.now(),
         valid_until=valid_until,
         granted_by=actor if isinstance(actor, User) else None,
+        automated=automated,
     )
     grant.license_types.set(license_types)
     audit_record(
@@ -137,6 +146,7 @@ def seal_grant_create(
             "user": user.username,
             "license_types": [t.code for t in license_types],
             "valid_until": valid_until.isoformat(),
+            "automated": automated,
         },
     )
     return grant
@@ -570,6 +580,7 @@ def seal_rotate(*, seal: Seal, actor: Any, years: int = 5) -> Seal:
             valid_from=now,
             valid_until=grant.valid_until,
             granted_by=grant.granted_by,
+            automated=grant.automated,
         )
         moved.license_types.set(grant.license_types.all())
         grant.revoked_at = now
