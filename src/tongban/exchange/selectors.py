@@ -18,8 +18,9 @@ from tongban.people.models import Department, User
 
 from .models import AccessGrant, Dataset, MachineCredential, SharingClass
 
-ACCESS_ACTIONS = ("exchange.query", "exchange.verify")
-"""Audit actions that are a department reading someone's shared data."""
+ACCESS_ACTIONS = ("exchange.query", "exchange.verify", "exchange.proof_read")
+"""Audit actions that are a department reading someone's shared data (a proof's data is
+read by the issuing department for the person who asked)."""
 
 
 def datasets_list(*, query: str = "", provider: str = "") -> QuerySet[Dataset]:
@@ -160,6 +161,7 @@ class AccessStats:
     total: int
     queries: int
     verifications: int
+    proof_reads: int
     by_consumer: list[tuple[str, int]]
     by_dataset: list[tuple[str, int]]
     by_day: list[tuple[dt.date, int]]
@@ -193,6 +195,7 @@ def access_stats(*, days: int = 30, now: dt.datetime | None = None) -> AccessSta
         total=sum(actions.values()),
         queries=actions.get("exchange.query", 0),
         verifications=actions.get("exchange.verify", 0),
+        proof_reads=actions.get("exchange.proof_read", 0),
         by_consumer=[(department_names.get(c, c), n) for c, n in consumers],
         by_dataset=[(dataset_names.get(c, c), n) for c, n in datasets],
         by_day=[
