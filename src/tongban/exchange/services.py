@@ -16,9 +16,10 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from stdnum.cn import uscc
 
 from tongban.audit.services import audit_record
-from tongban.core.errors import PermissionDeniedError, RateLimitedError
+from tongban.core.errors import PermissionDeniedError, RateLimitedError, TongbanError
 from tongban.core.ids import credit_code_validate, mask_id, resident_id_validate
 from tongban.licensing.models import Consent, License
 from tongban.licensing.services import CONSENT_MAX_DAYS
@@ -421,12 +422,27 @@ class Answer:
         return body
 
 
+def _resident_id_shaped(number: str) -> bool:
+    """Whether a person's or an organization's number is a resident ID. Both have 18
+    characters and a credit code may be all digits too: such a number is a resident ID
+    unless it is a valid credit code and not a valid resident ID."""
+    if len(number) != 18 or not number[:17].isdigit():
+        return False
+    if not uscc.is_valid(number):
+        return True
+    try:
+        resident_id_validate(number)
+    except TongbanError:
+        return False
+    return True
+
+
 def _subject_checked(dataset: Dataset, subject: str) -> tuple[str, tuple[str, str] | None]:
     """The normalized subject and how the audit log names it (None: not personal data)."""
     subject = str(subject).strip().upper()
     kind = dataset.subject_kind
     if kind == Dataset.SubjectKind.ANY:
-        kind = "person" if len(subject) == 18 and subject[:17].isdigit() else "organization"
+        kind = "person" if _resident_id_shaped(subject) else "organization"
     if kind == "person":
         subject = resident_id_validate(subject)
         return subject, ("person", subject)
