@@ -21,6 +21,7 @@ from stdnum.cn import ric, uscc
 from tongban.audit.services import checkpoint_create
 from tongban.catalog.models import LicenseType
 from tongban.catalog.services import catalog_load
+from tongban.exchange.demo import DemoCity, exchange_demo_seed
 from tongban.licensing.models import License
 from tongban.licensing.services import license_issue, seal_create, seal_grant_create
 from tongban.people import services as people_services
@@ -167,6 +168,7 @@ def seed_demo_city(
     with transaction.atomic():
         report.created["seals"] = _seed_seals()
     report.created["licenses"] = _seed_licenses(document["license_types"])
+    report.created.update(_seed_exchange(progress))
     checkpoint_create()
     return report
 
@@ -266,6 +268,26 @@ def _seed_accounts() -> int:
             user.groups.add(group)
         created += 1
     return created
+
+
+def _seed_exchange(progress: Progress | None) -> dict[str, int]:
+    """The data catalog, base-database rows made from the people, organizations and
+    licenses above, and the demo's sharing grants (approved by the data administrator)."""
+    city = DemoCity(
+        name="演示市",
+        code=CITY_CODE,
+        districts=DISTRICT_NAMES,
+        province_abbreviation="鲁",
+        reference_date=REFERENCE_DATE,
+        seed=SEED,
+    )
+    return exchange_demo_seed(
+        city=city,
+        actor=ACTOR,
+        staff_for=_department_issuer,
+        approver=User.objects.filter(username="dataadmin").first(),
+        progress=progress,
+    )
 
 
 ISSUER_SUFFIX = "-issuer"
