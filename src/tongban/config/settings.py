@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "tongban.catalog",
     "tongban.licensing",
     "tongban.exchange",
+    "tongban.cases",
     "tongban.portal",
 ]
 

@@ -1,0 +1,211 @@
+"""Online applications (办件): one `Case` per item applied for, grouped by the `Submission`
+that created them (one item, or a whole one-thing bundle), with the timeline of every
+transition, uploaded files and the applicant's evaluation (好差评)."""
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from tongban.catalog.models import Bundle, ServiceItem
+from tongban.licensing.models import License
+from tongban.people.models import Department, Organization, Person
+
+
+class Applicant(models.Model):
+    """Whom an application is for: a person or an organization (exactly one), which may
+    differ from the account that submitted it (帮办代办)."""
+
+    applicant_person = models.ForeignKey(
+        Person, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    applicant_organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        abstract = True
+
+    @property
+    def applicant(self) -> Person | Organization:
+        applicant = self.applicant_person or self.applicant_organization
+        if applicant is None:
+            raise ValueError("an application always has an applicant")  # the constraint says so
+        return applicant
+
+    @property
+    def applicant_subject(self) -> tuple[str, str]:
+        """The applicant as the audit log and the exchange name subjects."""
+        if self.applicant_person is not None:
+            return ("person", self.applicant_person.resident_id)
+        return ("organization", self.applicant.credit_code)  # type: ignore[union-attr]
+
+
+def _one_applicant(prefix: str) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=(
+            models.Q(applicant_person__isnull=False, applicant_organization__isnull=True)
+            | models.Q(applicant_person__isnull=True, applicant_organization__isnull=False)
+        ),
+        name=f"{prefix}_has_one_applicant",
+    )
+
+
+class Submission(Applicant):
+    """One press of "submit": a single item or a bundle (一件事). A retry with the same
+    idempotency key finds this row instead of creating another."""
+
+    bundle = models.ForeignKey(
+        Bundle, on_delete=models.PROTECT, null=True, blank=True, related_name="submissions"
+    )
+    idempotency_key = models.CharField(_("idempotency key"), max_length=64)
+    created_at = models.DateTimeField(_("submitted at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("submission")
+        verbose_name_plural = _("submissions")
+        constraints = [
+            _one_applicant("submission"),
+            models.UniqueConstraint(
+                fields=["submitted_by", "idempotency_key"], name="submission_idempotency_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"submission {self.pk}"
+
+
+class Case(Applicant):
+    """办件: one application for one item, moving through the workflow."""
+
+    class State(models.TextChoices):
+        SUBMITTED = "submitted", _("Submitted")  # 已提交
+        ACCEPTED = "accepted", _("Accepted")  # 已受理
+        IN_REVIEW = "in_review", _("In review")  # 审查中
+        SUPPLEMENT_REQUESTED = "supplement_requested", _("Supplement requested")  # 待补正
+        DECIDED = "decided", _("Decided")  # 已决定
+        COMPLETED = "completed", _("Completed")  # 已办结
+        WITHDRAWN = "withdrawn", _("Withdrawn")  # 已撤回
+        NOT_ACCEPTED = "not_accepted", _("Not accepted")  # 不予受理
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", _("Approved")  # 准予
+        REJECTED = "rejected", _("Rejected")  # 不予
+
+    number = models.CharField(_("case number"), max_length=32, unique=True)
+    submission = models.ForeignKey(Submission, on_delete=models.PROTECT, related_name="cases")
+    item = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="cases")
+    # Copied from the item when submitted, so a later catalog change does not move the case.
+    department = models.ForeignKey(
+        Department, on_delete=models.PROTECT, related_name="cases", verbose_name=_("department")
+    )
+    state = models.CharField(
+        _("state"), max_length=24, choices=State.choices, default=State.SUBMITTED
+    )
+    form_data = models.JSONField(_("form"), default=dict, blank=True)
+    # One entry per material: {"key", "name", "source": license|dataset|upload|missing,
+    # "license": identifier, "dataset": code, "grant": id, "upload": id}.
+    materials = models.JSONField(_("materials"), default=list)
+    materials_fetched = models.PositiveSmallIntegerField(_("materials fetched"), default=0)
+    materials_uploaded = models.PositiveSmallIntegerField(_("materials uploaded"), default=0)
+    submitted_at = models.DateTimeField(_("submitted at"))
+    due_at = models.DateField(_("due on"))
+    due_provisional = models.BooleanField(default=False)
+    paused_at = models.DateTimeField(_("paused at"), null=True, blank=True)
+    supplement_note = models.TextField(_("supplement requested"), blank=True)
+    decision = models.CharField(_("decision"), max_length=10, choices=Decision.choices, blank=True)
+    decision_reason = models.TextField(_("reasons"), blank=True)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decided_by = models.CharField(_("decided by"), max_length=255, blank=True)
+    result_license = models.OneToOneField(
+        License, on_delete=models.PROTECT, null=True, blank=True, related_name="case"
+    )
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-submitted_at", "-pk"]
+        verbose_name = _("case")
+        verbose_name_plural = _("cases")
+        indexes = [
+            models.Index(fields=["department", "state", "due_at"], name="case_queue_idx"),
+        ]
+        constraints = [
+            _one_applicant("case"),
+            models.CheckConstraint(
+                condition=~models.Q(state="decided") | ~models.Q(decision=""),
+                name="case_decided_has_decision",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CaseEvent(models.Model):
+    """One step of a case's timeline, as the applicant and staff see it."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(_("time"))
+    actor = models.CharField(_("actor"), max_length=255)
+    action = models.CharField(_("action"), max_length=40)
+    from_state = models.CharField(max_length=24, blank=True)
+    to_state = models.CharField(max_length=24, blank=True)
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        verbose_name = _("case event")
+        verbose_name_plural = _("case events")
+
+    def __str__(self) -> str:
+        return f"{self.case} {self.action}"
+
+
+class Upload(models.Model):
+    """A file the applicant uploaded for a material, stored outside the web root under a
+    random name; only its metadata lives here."""
+
+    case = models.ForeignKey(
+        Case, on_delete=models.CASCADE, null=True, blank=True, related_name="uploads"
+    )
+    material_key = models.CharField(_("material"), max_length=64)
+    stored_name = models.CharField(max_length=64, unique=True, editable=False)
+    original_name = models.CharField(_("file name"), max_length=200)
+    content_type = models.CharField(_("type"), max_length=50)
+    size = models.PositiveIntegerField(_("size"))
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("upload")
+        verbose_name_plural = _("uploads")
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class Evaluation(models.Model):
+    """好差评: the applicant's 5-level rating of a closed case (GB/T 39735)."""
+
+    case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="evaluation")
+    level = models.PositiveSmallIntegerField(_("rating"))
+    comment = models.TextField(_("comment"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("evaluation")
+        verbose_name_plural = _("evaluations")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(level__gte=1, level__lte=5), name="evaluation_level_1_to_5"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case} {self.level}"
