@@ -22,7 +22,10 @@ api = NinjaAPI(
 
 @api.exception_handler(TongbanError)
 def tongban_error(request: HttpRequest, exc: TongbanError) -> HttpResponse:
-    return api.create_response(request, exc.as_dict(), status=exc.status)
+    response = api.create_response(request, exc.as_dict(), status=exc.status)
+    for name, value in exc.response_headers().items():
+        response[name] = value
+    return response
 
 
 @api.exception_handler(NinjaValidationError)

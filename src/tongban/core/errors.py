@@ -31,6 +31,10 @@ class TongbanError(Exception):
             body["details"] = self.details
         return body
 
+    def response_headers(self) -> dict[str, str]:
+        """HTTP headers the error response carries besides its body."""
+        return {}
+
 
 class ValidationError(TongbanError):
     code = "invalid"
@@ -66,6 +70,11 @@ class RateLimitedError(TongbanError):
     code = "rate_limited"
     status = 429
     default_message = _("Too many requests. Please try again later.")
+
+    def response_headers(self) -> dict[str, str]:
+        # A limit of so many calls per `per` lets the caller in again within one such period.
+        seconds = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+        return {"Retry-After": str(seconds.get(self.details.get("per", ""), 60))}
 
 
 # Working-day calendar (工作日历): codes an administrator sees when a year's file is refused.

@@ -77,6 +77,9 @@ class CredentialInvalid(TongbanError):
     status = 401
     default_message = _("The API token is unknown, expired or revoked.")
 
+    def response_headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="tongban", error="invalid_token"'}  # RFC 6750
+
 
 class ProviderUnavailable(TongbanError):
     code = "provider_unavailable"
