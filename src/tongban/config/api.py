@@ -10,6 +10,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from tongban.catalog.api import router as catalog_router
 from tongban.core.errors import TongbanError
 from tongban.exchange.api import router as exchange_router
+from tongban.exchange.proof_api import router as proofs_router
 from tongban.licensing.api import router as licensing_router
 
 api = NinjaAPI(
@@ -60,3 +61,4 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 api.add_router("/catalog/", catalog_router)
 api.add_router("/licenses/", licensing_router)
 api.add_router("/exchange/", exchange_router)
+api.add_router("/proofs/", proofs_router)
