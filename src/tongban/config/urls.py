@@ -11,5 +11,6 @@ urlpatterns = [
     path("", include("tongban.licensing.urls")),
     path("exchange/", include("tongban.exchange.urls")),
     path("proofs/", include("tongban.exchange.proof_urls")),
+    path("cases/", include("tongban.cases.urls")),
     path("", include("tongban.portal.urls")),
 ]
