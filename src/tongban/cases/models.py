@@ -61,6 +61,9 @@ class Submission(Applicant):
         Bundle, on_delete=models.PROTECT, null=True, blank=True, related_name="submissions"
     )
     idempotency_key = models.CharField(_("idempotency key"), max_length=64)
+    # 帮办代办: window staff applying for someone record the authorization they were shown
+    # (e.g. the number of a signed 授权委托书); empty when applicants apply themselves.
+    on_behalf_note = models.CharField(_("authorization"), max_length=200, blank=True)
     created_at = models.DateTimeField(_("submitted at"), auto_now_add=True)
 
     class Meta:
@@ -119,6 +122,9 @@ class Case(Applicant):
     decision_reason = models.TextField(_("reasons"), blank=True)
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
     decided_by = models.CharField(_("decided by"), max_length=255, blank=True)
+    # The instant-approval rules' verdict (秒批): which conditions passed or failed and why,
+    # as `rules.report_evaluate` wrote it; null when no rules were in force for the item.
+    rule_report = models.JSONField(_("rule report"), null=True, blank=True)
     result_license = models.OneToOneField(
         License, on_delete=models.PROTECT, null=True, blank=True, related_name="case"
     )
@@ -168,6 +174,12 @@ class Upload(models.Model):
     """A file the applicant uploaded for a material, stored outside the web root under a
     random name; only its metadata lives here."""
 
+    # An upload is made before its submission exists; submitting attaches it. A bundle's
+    # cases share the uploads of their submission, so `case` is set only for an upload
+    # answering one case's supplement request.
+    submission = models.ForeignKey(
+        Submission, on_delete=models.CASCADE, null=True, blank=True, related_name="uploads"
+    )
     case = models.ForeignKey(
         Case, on_delete=models.CASCADE, null=True, blank=True, related_name="uploads"
     )
@@ -209,3 +221,28 @@ class Evaluation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case} {self.level}"
+
+
+class Notification(models.Model):
+    """An in-app message to an applicant's account about one of their cases (站内消息);
+    the same text may also go out by SMS or email through the notification backend."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    case = models.ForeignKey(
+        Case, on_delete=models.CASCADE, null=True, blank=True, related_name="notifications"
+    )
+    event = models.CharField(_("event"), max_length=32)
+    text = models.TextField(_("message"))
+    created_at = models.DateTimeField(_("sent at"), auto_now_add=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        indexes = [models.Index(fields=["user", "read_at"], name="notification_unread_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.event}"

@@ -223,7 +223,8 @@ def _locked(case: Case) -> Case:
     )
 
 
-def _is_staff_of(actor: Any, case: Case) -> bool:
+def is_staff_of(actor: Any, case: Case) -> bool:
+    """Staff of the department handling the case."""
     return (
         isinstance(actor, User)
         and actor.role == User.Role.STAFF
@@ -231,7 +232,8 @@ def _is_staff_of(actor: Any, case: Case) -> bool:
     )
 
 
-def _is_applicant(actor: Any, case: Case) -> bool:
+def is_applicant_of(actor: Any, case: Case) -> bool:
+    """The applicant (or their organization's agent), or whoever submitted for them."""
     if not isinstance(actor, User):
         return False
     if actor.pk == case.submitted_by_id:
@@ -285,7 +287,7 @@ def _transition(
 
 def _staff_transition(case: Case, name: str, *, actor: User, note: str = "") -> Case:
     case = _locked(case)
-    if not _is_staff_of(actor, case):
+    if not is_staff_of(actor, case):
         raise PermissionDeniedError(_("Only staff of the handling department act on a case."))
     return _transition(case, name, actor=actor, note=note)
 
@@ -315,7 +317,7 @@ def case_supplement_request(*, case: Case, actor: User, note: str) -> Case:
     """补正: ask the applicant for what is missing; the time limit pauses until they answer."""
     note = _note_checked(note, required=True)
     case = _locked(case)
-    if not _is_staff_of(actor, case):
+    if not is_staff_of(actor, case):
         raise PermissionDeniedError(_("Only staff of the handling department act on a case."))
     case.paused_at = timezone.now()
     case.supplement_note = note
@@ -335,7 +337,7 @@ def case_supplement_answer(
     working days it was paused."""
     note = _note_checked(note, required=False)
     case = _locked(case)
-    if not _is_applicant(actor, case):
+    if not is_applicant_of(actor, case):
         raise PermissionDeniedError(_("Only the applicant answers a supplement request."))
     if case.state == State.SUPPLEMENT_REQUESTED and case.paused_at is not None:
         now = now or timezone.now()
@@ -360,7 +362,7 @@ def case_decide(*, case: Case, actor: Any, approve: bool, reasons: str) -> Case:
     it to the applicant under the deciding staff member's seal grant."""
     reasons = _note_checked(reasons, required=not approve)
     case = _locked(case)
-    if not _is_staff_of(actor, case):
+    if not is_staff_of(actor, case):
         raise PermissionDeniedError(_("Only staff of the handling department act on a case."))
     if case.state not in TRANSITIONS["decide"][0]:
         raise CaseTransitionInvalid(transition="decide", state=case.state)
@@ -399,7 +401,7 @@ def case_withdraw(*, case: Case, actor: User, note: str = "") -> Case:
     """撤回: the applicant withdraws before a decision."""
     note = _note_checked(note, required=False)
     case = _locked(case)
-    if not _is_applicant(actor, case):
+    if not is_applicant_of(actor, case):
         raise PermissionDeniedError(_("Only the applicant withdraws an application."))
     return _transition(case, "withdraw", actor=actor, note=note)
 
@@ -408,7 +410,7 @@ def case_withdraw(*, case: Case, actor: User, note: str = "") -> Case:
 def evaluation_create(*, case: Case, actor: User, level: int, comment: str = "") -> Evaluation:
     """好差评: the applicant rates a closed case once, 1 (very poor) to 5 (very good)."""
     case = _locked(case)
-    if not _is_applicant(actor, case):
+    if not is_applicant_of(actor, case):
         raise PermissionDeniedError(_("Only the applicant rates a service."))
     if case.state not in CLOSED_STATES:
         raise CaseTransitionInvalid(transition="evaluate", state=case.state)

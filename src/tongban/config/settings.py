@@ -179,6 +179,15 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 NINJA_PAGINATION_PER_PAGE = 20
 
+# Online applications (办件): uploaded materials live under the data directory, outside the
+# web root (nothing serves UPLOAD_DIR), under random names; the size limit is per file.
+UPLOAD_DIR = Path(os.environ.get("UPLOAD_DIR", DATA_DIR / "uploads"))
+UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(10 * 1024 * 1024)))
+# Where SMS and email notifications go: the console backend prints them (demo, development).
+NOTIFICATION_BACKEND = os.environ.get(
+    "NOTIFICATION_BACKEND", "tongban.cases.notifications.ConsoleBackend"
+)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,0 +1,253 @@
+"""Reads of online applications (办件) for pages and the API, each checking who is asking:
+an applicant sees only their own cases (a citizen's, or their organization's for an agent,
+and those they submitted for someone), staff only their own department's."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from tongban.core.errors import NotFoundError, PermissionDeniedError
+from tongban.core.selectors import WorkingCalendar
+from tongban.people.models import User
+
+from .errors import CaseInputInvalid
+from .models import Case, CaseEvent, Notification, Submission
+from .services import CLOSED_STATES, OPEN_STATES, TRANSITIONS, is_applicant_of, is_staff_of
+
+State = Case.State
+NEAR_DUE_WORKING_DAYS = 2
+"""A case due within this many working days is flagged near due (临近超期)."""
+
+STAFF_ACTIONS = ("accept", "not_accept", "review", "supplement_request", "decide", "complete")
+APPLICANT_ACTIONS = ("supplement_answer", "withdraw")
+
+
+class CaseNotFound(NotFoundError):
+    code = "case_not_found"
+    default_message = _("No such application.")
+
+
+# --- applicants -------------------------------------------------------------------------
+
+
+def _applicant_filter(user: User) -> Q:
+    """The cases (or submissions) a user may read as an applicant."""
+    mine = Q(submitted_by=user)
+    if user.role == User.Role.CITIZEN and user.person_id is not None:
+        return mine | Q(applicant_person_id=user.person_id)
+    if user.role == User.Role.ORG_AGENT and user.organization_id is not None:
+        return mine | Q(applicant_organization_id=user.organization_id)
+    if user.role == User.Role.STAFF:
+        return mine  # what they applied for on someone's behalf (帮办代办)
+    raise PermissionDeniedError(_("Only applicants have applications."))
+
+
+def cases_for_applicant(user: User) -> QuerySet[Case]:
+    """我的办件: the citizen's own cases, their organization's for an agent, and whatever the
+    user submitted for someone else; newest first."""
+    return (
+        Case.objects.filter(_applicant_filter(user))
+        .select_related(
+            "item",
+            "department",
+            "submission",
+            "submission__bundle",
+            "result_license",
+            "applicant_person",
+            "applicant_organization",
+        )
+        .order_by("-submitted_at", "-pk")
+    )
+
+
+def case_for_applicant(user: User, pk: int) -> Case:
+    """One of the applicant's cases; someone else's looks exactly like a missing one."""
+    try:
+        return cases_for_applicant(user).get(pk=pk)
+    except (Case.DoesNotExist, ValueError, TypeError):
+        raise CaseNotFound() from None
+
+
+def submission_for_applicant(user: User, pk: int) -> Submission:
+    """One of the applicant's submissions (a bundle is tracked as one)."""
+    submission = (
+        Submission.objects.filter(_applicant_filter(user))
+        .select_related("bundle", "applicant_person", "applicant_organization")
+        .filter(pk=pk)
+        .first()
+    )
+    if submission is None:
+        raise CaseNotFound()
+    return submission
+
+
+@dataclass(frozen=True)
+class SubmissionProgress:
+    """How a submission (above all a bundle, 一件事) stands as a whole: complete when every
+    case is complete."""
+
+    submission: Submission
+    cases: list[Case]
+    completed: int
+    closed: int
+
+    @property
+    def total(self) -> int:
+        return len(self.cases)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.completed == self.total
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed == self.total
+
+
+def submission_progress(submission: Submission) -> SubmissionProgress:
+    cases = list(
+        submission.cases.select_related("item", "department", "result_license").order_by("pk")
+    )
+    return SubmissionProgress(
+        submission=submission,
+        cases=cases,
+        completed=sum(c.state == State.COMPLETED for c in cases),
+        closed=sum(c.state in CLOSED_STATES for c in cases),
+    )
+
+
+# --- deadlines and the staff queue -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadlineStatus:
+    """Where a case stands against its promised time limit (承诺时限), in working days.
+    A paused case (waiting for a supplement) and a closed one are neither overdue nor near."""
+
+    due: dt.date
+    provisional: bool
+    paused: bool
+    closed: bool
+    working_days_left: int  # negative once overdue
+    overdue: bool
+    near_due: bool
+
+
+def case_deadline(
+    case: Case, *, today: dt.date | None = None, calendar: WorkingCalendar | None = None
+) -> DeadlineStatus:
+    today = today or timezone.localdate()
+    calendar = calendar or WorkingCalendar()
+    paused = case.state == State.SUPPLEMENT_REQUESTED
+    closed = case.state in CLOSED_STATES
+    # Days left are counted from the pause while the clock stands still.
+    start = timezone.localdate(case.paused_at) if paused and case.paused_at else today
+    left = calendar.between(start, case.due_at)
+    running = not paused and not closed
+    overdue = running and today > case.due_at
+    return DeadlineStatus(
+        due=case.due_at,
+        provisional=case.due_provisional,
+        paused=paused,
+        closed=closed,
+        working_days_left=left,
+        overdue=overdue,
+        near_due=running and not overdue and left <= NEAR_DUE_WORKING_DAYS,
+    )
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    case: Case
+    deadline: DeadlineStatus
+
+
+def _staff_department_id(user: User) -> int:
+    if user.role != User.Role.STAFF or user.department_id is None:
+        raise PermissionDeniedError(_("Only department staff work on cases."))
+    return user.department_id
+
+
+def queue_for_staff(
+    user: User, state: str | None = None, *, today: dt.date | None = None
+) -> list[QueueEntry]:
+    """待办: the department's open cases (or those in one state), the soonest due first,
+    each with its overdue and near-due flags counted in working days."""
+    department_id = _staff_department_id(user)
+    if state:
+        if state not in State.values:
+            raise CaseInputInvalid(_("Unknown state."), code="state_invalid", field="state")
+        states = {state}
+    else:
+        states = set(OPEN_STATES)
+    cases = (
+        Case.objects.filter(department_id=department_id, state__in=states)
+        .select_related("item", "applicant_person", "applicant_organization", "submission")
+        .order_by("due_at", "submitted_at", "pk")
+    )
+    calendar = WorkingCalendar()
+    today = today or timezone.localdate()
+    return [QueueEntry(case, case_deadline(case, today=today, calendar=calendar)) for case in cases]
+
+
+def cases_for_staff(user: User) -> QuerySet[Case]:
+    """Every case of the staff member's department, in any state, newest first."""
+    return (
+        Case.objects.filter(department_id=_staff_department_id(user))
+        .select_related(
+            "item",
+            "department",
+            "submission",
+            "result_license",
+            "applicant_person",
+            "applicant_organization",
+        )
+        .order_by("-submitted_at", "-pk")
+    )
+
+
+def case_for_staff(user: User, pk: int) -> Case:
+    """One case of the staff member's department; another department's looks missing."""
+    try:
+        return cases_for_staff(user).get(pk=pk)
+    except (Case.DoesNotExist, ValueError, TypeError):
+        raise CaseNotFound() from None
+
+
+# --- one case -----------------------------------------------------------------------------
+
+
+def case_timeline(case: Case) -> QuerySet[CaseEvent]:
+    """The case's steps, oldest first, as applicant and staff both see them."""
+    return CaseEvent.objects.filter(case=case).order_by("at", "pk")
+
+
+def case_actions(case: Case, user: User) -> frozenset[str]:
+    """The steps `user` may take on `case` now: the department's staff move it through the
+    workflow; the applicant (or whoever submitted it) answers a supplement, withdraws, and
+    rates a closed case once. The services check the same again when a step is taken."""
+    actions: set[str] = set()
+    if is_staff_of(user, case):
+        actions |= {name for name in STAFF_ACTIONS if case.state in TRANSITIONS[name][0]}
+    if is_applicant_of(user, case):
+        actions |= {name for name in APPLICANT_ACTIONS if case.state in TRANSITIONS[name][0]}
+        if case.state in CLOSED_STATES and not hasattr(case, "evaluation"):
+            actions.add("evaluate")
+    return frozenset(actions)
+
+
+# --- notifications ------------------------------------------------------------------------
+
+
+def notifications_for_user(user: User) -> QuerySet[Notification]:
+    """站内消息: the user's messages, newest first."""
+    return (
+        Notification.objects.filter(user=user).select_related("case").order_by("-created_at", "-pk")
+    )
+
+
+def notifications_unread_count(user: User) -> int:
+    return Notification.objects.filter(user=user, read_at__isnull=True).count()
