@@ -173,9 +173,10 @@ def _run_fill(run: ImportRun, tally: _Tally, *, imported: int, error: str) -> No
 
 
 class _Inserter:
-    """Inserts records a batch at a time with one `executemany`, which takes about a third
-    of `bulk_create`'s time per row: no model instance is built for a row, and the
-    statement is parsed once. The values are prepared by the model's own fields."""
+    """Inserts records a batch at a time: with COPY on PostgreSQL (psycopg 3), with one
+    `executemany` elsewhere. Either takes a third to a half of `bulk_create`'s time per
+    row: no model instance is built and no statement is parsed per row. The values are
+    prepared by the model's own fields."""
 
     def __init__(self, dataset: Dataset, *, dry_run: bool) -> None:
         quote = connection.ops.quote_name
@@ -185,6 +186,7 @@ class _Inserter:
         columns = ", ".join(quote(names[n]) for n in ("dataset", "subject", "data"))
         # Identifiers from the model's metadata; every value is a query parameter.
         self.sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES (%s, %s, %s)"  # noqa: S608
+        self.copy = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
         self.data_field = fields["data"]
         self.dataset_id = dataset.pk
         self.dry_run = dry_run
@@ -200,7 +202,12 @@ class _Inserter:
         count = len(self.batch)
         if count and not self.dry_run:
             with connection.cursor() as cursor:
-                cursor.executemany(self.sql, self.batch)
+                if connection.vendor == "postgresql":
+                    with cursor.copy(self.copy) as copy:
+                        for row in self.batch:
+                            copy.write_row(row)
+                else:
+                    cursor.executemany(self.sql, self.batch)
         self.batch.clear()
         return count
 
