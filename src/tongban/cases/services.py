@@ -7,7 +7,9 @@ complete (only cases of their own department); the applicant (or whoever submitt
 them) answers supplements and withdraws."""
 
 import datetime as dt
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -16,14 +18,28 @@ from django.utils.crypto import get_random_string
 from django.utils.translation import gettext_lazy as _
 
 from tongban.audit.services import actor_label, audit_record
-from tongban.catalog.models import ServiceItem
+from tongban.catalog.models import Bundle, Material, ServiceItem
+from tongban.catalog.selectors import bundle_items
 from tongban.core.errors import PermissionDeniedError
 from tongban.core.selectors import WorkingCalendar, working_days_add
+from tongban.exchange.models import Dataset
+from tongban.exchange.services import data_consent_grant
+from tongban.licensing.models import License
 from tongban.licensing.services import license_issue
-from tongban.people.models import Organization, Person, User
+from tongban.people.models import Department, Organization, Person, User
 
-from .errors import CaseInputInvalid, CaseTransitionInvalid
-from .models import Case, CaseEvent, Evaluation, Submission
+from .errors import CaseInputInvalid, CaseTransitionInvalid, MaterialsMissing, UploadNotFound
+from .models import Case, CaseEvent, Evaluation, Submission, Upload
+from .resolution import (
+    DATASET,
+    LICENSE,
+    PURPOSE,
+    UPLOAD,
+    CaseDataReader,
+    MaterialResolution,
+    material_fetch,
+    materials_resolve,
+)
 
 State = Case.State
 
@@ -429,3 +445,421 @@ def evaluation_create(*, case: Case, actor: User, level: int, comment: str = "")
         after={"level": level},
     )
     return evaluation
+
+
+# --- applications: certificate-free forms and submission (免证办) ---------------------------
+
+CONSENT_DAYS = 180
+"""How long a consent given while applying lets the department read the data: long enough
+for the case to be handled, supplements included."""
+FORM_MAX_CHARS = 20_000
+ON_BEHALF_NOTE_MAX = 200
+
+
+@dataclass(frozen=True)
+class MaterialChoice:
+    """One material as the form shows it, merged by key across a bundle's items: fetched
+    (from which license or dataset), fetchable once the applicant consents, or to upload.
+    An applicant may always upload a file instead of letting it be fetched."""
+
+    key: str
+    resolutions: tuple[MaterialResolution, ...]
+
+    @property
+    def material(self) -> Material:
+        return self.resolutions[0].material
+
+    @property
+    def items(self) -> list[ServiceItem]:
+        return [r.item for r in self.resolutions]
+
+    @property
+    def required(self) -> bool:
+        return any(r.required for r in self.resolutions)
+
+    @property
+    def source(self) -> str:
+        """UPLOAD if any item needs the file, else DATASET if any fetches data, else LICENSE."""
+        sources = {r.source for r in self.resolutions}
+        return next(s for s in (UPLOAD, DATASET, LICENSE) if s in sources)
+
+    @property
+    def license(self) -> License | None:
+        return next((r.license for r in self.resolutions if r.license), None)
+
+    @property
+    def datasets(self) -> list[Dataset]:
+        found = {r.dataset.code: r.dataset for r in self.resolutions if r.dataset}
+        return list(found.values())
+
+    @property
+    def needs_consent(self) -> bool:
+        return any(r.needs_consent for r in self.resolutions)
+
+    @property
+    def must_upload(self) -> bool:
+        """A required material no item can fetch: the form cannot be sent without a file."""
+        return any(r.source == UPLOAD and r.required for r in self.resolutions)
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    """One dataset the applicant is asked to let departments read (asked once, whatever
+    the number of materials or items that need it)."""
+
+    dataset: Dataset
+    departments: tuple[Department, ...]
+    material_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApplicationForm:
+    """What the form for one item or one bundle shows this applicant."""
+
+    items: list[ServiceItem]
+    bundle: Bundle | None
+    applicant: Person | Organization
+    on_behalf: bool
+    resolutions: dict[str, list[MaterialResolution]]  # item code -> its materials
+    materials: list[MaterialChoice]
+    consents: list[ConsentRequest]
+
+    @property
+    def fetched_count(self) -> int:
+        return sum(c.source != UPLOAD for c in self.materials)
+
+    @property
+    def upload_count(self) -> int:
+        return sum(c.must_upload for c in self.materials)
+
+
+def _items_chosen(item: ServiceItem | None, bundle: Bundle | None) -> list[ServiceItem]:
+    if (item is None) == (bundle is None):
+        raise CaseInputInvalid(_("Apply for one service or one bundle."))
+    if bundle is not None:
+        if not bundle.is_active:
+            raise CaseInputInvalid(_("This service is not open for applications."))
+        return bundle_items(bundle=bundle)
+    assert item is not None
+    return [item]
+
+
+def _may_consent(actor: User, applicant: Person | Organization) -> bool:
+    """Only the person concerned (or their organization's agent) consents to a read of
+    their data; window staff applying for them cannot consent in their name."""
+    if isinstance(applicant, Person):
+        return actor.role == User.Role.CITIZEN and actor.person_id == applicant.pk
+    return actor.role == User.Role.ORG_AGENT and actor.organization_id == applicant.pk
+
+
+def _resolutions(
+    items: list[ServiceItem], applicant: Person | Organization, actor: User
+) -> dict[str, list[MaterialResolution]]:
+    may_consent = _may_consent(actor, applicant)
+    resolved = {}
+    for item in items:
+        found = materials_resolve(item=item, applicant=applicant, department=item.department)
+        if not may_consent:
+            found = [
+                MaterialResolution(r.item, r.material, UPLOAD) if r.needs_consent else r
+                for r in found
+            ]
+        resolved[item.code] = found
+    return resolved
+
+
+def _consent_requests(resolved: dict[str, list[MaterialResolution]]) -> list[ConsentRequest]:
+    by_dataset: dict[str, tuple[Dataset, dict[int, Department], list[str]]] = {}
+    for resolutions in resolved.values():
+        for r in resolutions:
+            if r.needs_consent and r.dataset is not None:
+                _dataset, departments, keys = by_dataset.setdefault(
+                    r.dataset.code, (r.dataset, {}, [])
+                )
+                departments.setdefault(r.item.department_id, r.item.department)
+                if r.key not in keys:
+                    keys.append(r.key)
+    return [
+        ConsentRequest(dataset, tuple(departments.values()), tuple(keys))
+        for dataset, departments, keys in by_dataset.values()
+    ]
+
+
+def application_prepare(
+    *,
+    item: ServiceItem | None = None,
+    bundle: Bundle | None = None,
+    actor: User,
+    on_behalf: Person | Organization | None = None,
+) -> ApplicationForm:
+    """The form for an item or a bundle: per material, where it will come from for this
+    applicant, which data needs their consent (asked once per dataset), what to upload.
+    Reads no personal data beyond what the applicant may see of themself (see
+    `resolution`); nothing is written."""
+    items = _items_chosen(item, bundle)
+    applicant = applicant_for(actor, on_behalf=on_behalf)
+    for chosen in items:
+        _audience_check(chosen, applicant)
+    resolved = _resolutions(items, applicant, actor)
+    merged: dict[str, list[MaterialResolution]] = {}
+    for resolutions in resolved.values():
+        for r in resolutions:
+            merged.setdefault(r.key, []).append(r)
+    return ApplicationForm(
+        items=items,
+        bundle=bundle,
+        applicant=applicant,
+        on_behalf=on_behalf is not None,
+        resolutions=resolved,
+        materials=[MaterialChoice(key, tuple(rs)) for key, rs in merged.items()],
+        consents=_consent_requests(resolved),
+    )
+
+
+def _form_checked(form: Mapping[str, Any] | None) -> dict[str, Any]:
+    form = dict(form or {})
+    try:
+        text = json.dumps(form, ensure_ascii=False)
+    except (TypeError, ValueError):
+        raise CaseInputInvalid(
+            _("The form holds values that cannot be saved."), field="form"
+        ) from None
+    if len(text) > FORM_MAX_CHARS:
+        raise CaseInputInvalid(_("The form is too long."), field="form")
+    return form
+
+
+def _uploads_checked(
+    uploads: Mapping[str, Sequence[Upload | int]] | None, *, actor: User, keys: set[str]
+) -> dict[str, list[Upload]]:
+    """The actor's own unattached uploads, by the material they were uploaded for."""
+    wanted: dict[str, list[int]] = {}
+    for key, files in (uploads or {}).items():
+        ids = [f.pk if isinstance(f, Upload) else f for f in files]
+        if not ids:
+            continue
+        if key not in keys:
+            raise CaseInputInvalid(
+                _("A file was uploaded for a material this application does not ask for."),
+                code="upload_unexpected",
+                material=key,
+            )
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise UploadNotFound(material=key)
+        wanted[key] = list(dict.fromkeys(ids))
+    all_ids = [i for ids in wanted.values() for i in ids]
+    found = {
+        u.pk: u
+        for u in Upload.objects.filter(
+            pk__in=all_ids, uploaded_by=actor, submission__isnull=True, case__isnull=True
+        )
+    }
+    checked: dict[str, list[Upload]] = {}
+    for key, ids in wanted.items():
+        stored = [found.get(i) for i in ids]
+        if any(u is None or u.material_key != key for u in stored):
+            raise UploadNotFound(material=key)
+        checked[key] = [u for u in stored if u is not None]
+    return checked
+
+
+def _on_behalf_note_checked(note: str, *, on_behalf: bool) -> str:
+    note = " ".join(str(note or "").split())
+    if not on_behalf:
+        return ""
+    if not note or len(note) > ON_BEHALF_NOTE_MAX:
+        raise CaseInputInvalid(
+            _("Record the authorization you were shown, in at most %(n)s characters.")
+            % {"n": ON_BEHALF_NOTE_MAX},
+            field="on_behalf_note",
+        )
+    return note
+
+
+def _materials_planned(
+    resolved: dict[str, list[MaterialResolution]],
+    *,
+    uploads: dict[str, list[Upload]],
+    consents: set[str],
+) -> tuple[dict[str, list[MaterialResolution]], dict[str, list[dict[str, Any]]]]:
+    """What each case will use: the upload if the applicant gave one, else what can be
+    fetched (conditional data only with consent), else nothing. Refuses, naming them, when
+    required materials are left without a source."""
+    fetch: dict[str, list[MaterialResolution]] = {}
+    records: dict[str, list[dict[str, Any]]] = {}
+    missing: dict[str, dict[str, Any]] = {}
+    for code, resolutions in resolved.items():
+        fetch[code], records[code] = [], []
+        for r in resolutions:
+            consented = not r.needs_consent or (
+                r.dataset is not None and r.dataset.code in consents
+            )
+            if r.key in uploads:
+                files = uploads[r.key]
+                records[code].append(
+                    MaterialResolution(r.item, r.material, UPLOAD).record()
+                    | {"upload": files[0].pk, "uploads": [f.pk for f in files]}
+                )
+            elif r.fetched and consented:
+                fetch[code].append(r)
+                records[code].append(r.record())
+            elif r.required:
+                entry = missing.setdefault(
+                    r.key, {"key": r.key, "name": r.material.name, "items": []}
+                )
+                entry["items"].append(code)
+            else:
+                records[code].append(
+                    MaterialResolution(r.item, r.material, UPLOAD).record() | {"source": "missing"}
+                )
+    if missing:
+        names = "、".join(m["name"] for m in missing.values())
+        raise MaterialsMissing(
+            _("Upload these materials to apply: %(names)s") % {"names": names},
+            materials=list(missing.values()),
+        )
+    return fetch, records
+
+
+@transaction.atomic
+def application_submit(
+    *,
+    item: ServiceItem | None = None,
+    bundle: Bundle | None = None,
+    actor: User,
+    on_behalf: Person | Organization | None = None,
+    on_behalf_note: str = "",
+    form: Mapping[str, Any] | None = None,
+    uploads: Mapping[str, Sequence[Upload | int]] | None = None,
+    consent_datasets: Sequence[str] = (),
+    idempotency_key: str,
+    now: dt.datetime | None = None,
+) -> Submission:
+    """Apply for an item, or for every item of a bundle at once (one case per item, each
+    routed to its department), all or none.
+
+    Materials are resolved again here (licenses, then data, then uploads); the consents the
+    applicant agreed to are granted once per dataset and department; each case's department
+    then reads the data through the exchange, audited under the case number. A required
+    material without a source refuses the whole submission (materials_missing) and changes
+    nothing. A retry with the same idempotency key returns the first submission."""
+    earlier = _submission_existing(actor, str(idempotency_key).strip())
+    if earlier is not None:
+        return earlier
+    items = _items_chosen(item, bundle)
+    applicant = applicant_for(actor, on_behalf=on_behalf)
+    note = _on_behalf_note_checked(on_behalf_note, on_behalf=on_behalf is not None)
+    form_data = _form_checked(form)
+    resolved = _resolutions(items, applicant, actor)
+    keys = {r.key for rs in resolved.values() for r in rs}
+    checked_uploads = _uploads_checked(uploads, actor=actor, keys=keys)
+    requested = _consent_requests(resolved)
+    consents = set(consent_datasets)
+    unknown = consents - {c.dataset.code for c in requested}
+    if unknown:
+        raise CaseInputInvalid(
+            _("This application asks for no consent to these data: %(codes)s")
+            % {"codes": ", ".join(sorted(unknown))},
+            code="consent_unexpected",
+        )
+    fetch, records = _materials_planned(resolved, uploads=checked_uploads, consents=consents)
+    submission, created = submission_create(
+        items=items,
+        applicant=applicant,
+        actor=actor,
+        idempotency_key=idempotency_key,
+        bundle=bundle,
+        forms={i.code: form_data for i in items},
+        materials=records,
+        now=now,
+    )
+    if not created:
+        return submission
+    if note:
+        submission.on_behalf_note = note
+        submission.save(update_fields=["on_behalf_note"])
+        audit_record(
+            action="submission.on_behalf",
+            actor=actor,
+            target=submission,
+            subject=submission.applicant_subject,
+            after={"authorization": note},
+        )
+    cases = {c.item.code: c for c in submission.cases.select_related("item", "department")}
+    _uploads_attach(submission, cases, records)
+    _consents_grant(requested, consents=consents, fetch=fetch, actor=actor)
+    for code, case in cases.items():
+        _materials_fetch(case, fetch[code])
+    return submission
+
+
+def _uploads_attach(
+    submission: Submission, cases: dict[str, Case], records: dict[str, list[dict[str, Any]]]
+) -> None:
+    """The submission's uploads; each also names the first case that uses it."""
+    for code, entries in records.items():
+        for entry in entries:
+            for pk in entry.get("uploads", []):
+                Upload.objects.filter(pk=pk, submission__isnull=True).update(
+                    submission=submission, case=cases[code]
+                )
+
+
+def _consents_grant(
+    requested: list[ConsentRequest],
+    *,
+    consents: set[str],
+    fetch: dict[str, list[MaterialResolution]],
+    actor: User,
+) -> None:
+    """Grant each consent agreed to once per dataset and department, for the departments
+    that will actually read the data."""
+    reading = {
+        (r.dataset.code, r.item.department_id)
+        for resolutions in fetch.values()
+        for r in resolutions
+        if r.needs_consent and r.dataset is not None
+    }
+    until = timezone.localdate() + dt.timedelta(days=CONSENT_DAYS)
+    for request in requested:
+        if request.dataset.code not in consents:
+            continue
+        for department in request.departments:
+            if (request.dataset.code, department.pk) in reading:
+                data_consent_grant(
+                    dataset=request.dataset,
+                    department=department,
+                    purpose=PURPOSE,
+                    valid_until=until,
+                    actor=actor,
+                )
+
+
+def _materials_fetch(case: Case, fetch: list[MaterialResolution]) -> None:
+    """Read the case's data materials (audited) into its material list."""
+    if not any(r.source == DATASET for r in fetch):
+        return
+    reader = CaseDataReader(case)
+    by_key = {r.key: r for r in fetch}
+    entries = []
+    for entry in case.materials:
+        resolution = by_key.get(entry["key"])
+        if resolution is not None and resolution.source == DATASET:
+            entry = material_fetch(resolution, reader)
+            if not entry["rows"]:
+                # The provider had nothing after all (a remote system, or data removed since
+                # the form was shown): the applicant uploads it instead.
+                raise MaterialsMissing(
+                    _("Upload these materials to apply: %(names)s")
+                    % {"names": resolution.material.name},
+                    materials=[
+                        {
+                            "key": resolution.key,
+                            "name": resolution.material.name,
+                            "items": [case.item.code],
+                        }
+                    ],
+                )
+        entries.append(entry)
+    case.materials = entries
+    case.save(update_fields=["materials", "updated_at"])
