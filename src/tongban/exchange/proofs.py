@@ -272,9 +272,9 @@ def _proof_types() -> dict[str, LicenseType]:
     }
 
 
-def _signer_grant(license_type: LicenseType, department: Department) -> SealGrant | None:
+def automated_grant(license_type: LicenseType, department: Department) -> SealGrant | None:
     """The automated grant in force for this type under the department's seal, held by an
-    account that still cannot log in."""
+    account that still cannot log in (also used by instant approval, 秒批)."""
     now = timezone.now()
     grant = (
         SealGrant.objects.select_related("user", "seal")
@@ -315,7 +315,7 @@ def proofs_offered() -> list[ProofOffer]:
         license_type, dataset = types.get(code), datasets.get(spec.dataset)
         if license_type is None or dataset is None:
             continue
-        if _signer_grant(license_type, dataset.provider) is None:
+        if automated_grant(license_type, dataset.provider) is None:
             continue
         fields = [f for f in dataset.fields if f["key"] in spec.fields]
         offers.append(ProofOffer(license_type, dataset.provider, dataset, fields))
@@ -379,7 +379,7 @@ def proof_issue(*, license_type_code: str, purpose: str, actor: User) -> License
         or not license_type.issuing_departments.filter(pk=dataset.provider_id).exists()
     ):
         raise ProofUnavailable()
-    grant = _signer_grant(license_type, dataset.provider)
+    grant = automated_grant(license_type, dataset.provider)
     if grant is None:
         raise ProofUnavailable()
     rows = [
@@ -418,10 +418,11 @@ def proof_issue(*, license_type_code: str, purpose: str, actor: User) -> License
     )
 
 
-def _signer_account(department: Department, actor: Any) -> User:
-    """The department's system account that signs proofs, made on first use: staff of the
-    department, inactive and without a usable password, so nobody can log in to it."""
-    username = f"{department.code}{SIGNER_SUFFIX}"
+def system_account(department: Department, actor: Any, *, suffix: str = SIGNER_SUFFIX) -> User:
+    """The department's system account named by `suffix` (one per kind of automated
+    signing), made on first use: staff of the department, inactive and without a usable
+    password, so nobody can log in to it."""
+    username = f"{department.code}{suffix}"
     existing = User.objects.filter(username__iexact=username).first()
     if existing is not None:
         if (
@@ -475,32 +476,47 @@ def proof_signers_setup(*, actor: User | str) -> list[SealGrant]:
         by_department.setdefault(provider.pk, (provider, []))[1].append(license_type)
     grants = []
     for department, wanted in by_department.values():
-        seal = seal_current(department=department)
-        if seal is None:
-            continue
-        signer = _signer_account(department, actor)
-        now = timezone.now()
-        in_force = (
-            SealGrant.objects.filter(
-                seal=seal,
-                user=signer,
-                automated=True,
-                revoked_at__isnull=True,
-                valid_from__lte=now,
-                valid_until__gt=now,
-            )
-            .prefetch_related("license_types")
-            .order_by("-valid_from")
-        )
-        grant = next((g for g in in_force if set(wanted) <= set(g.license_types.all())), None)
-        if grant is None:
-            grant = seal_grant_create(
-                seal=seal,
-                user=signer,
-                license_types=wanted,
-                valid_until=seal.valid_until,
-                automated=True,
-                actor=actor,
-            )
-        grants.append(grant)
+        grant = automated_grant_ensure(department=department, license_types=wanted, actor=actor)
+        if grant is not None:
+            grants.append(grant)
     return grants
+
+
+def automated_grant_ensure(
+    *,
+    department: Department,
+    license_types: list[LicenseType],
+    actor: Any,
+    suffix: str = SIGNER_SUFFIX,
+) -> SealGrant | None:
+    """An automated grant of the department's current seal for these types, held by its
+    system account named by `suffix`: the one in force, or a new one. None when the
+    department has no current seal. The caller checks who `actor` is."""
+    seal = seal_current(department=department)
+    if seal is None:
+        return None
+    signer = system_account(department, actor, suffix=suffix)
+    now = timezone.now()
+    in_force = (
+        SealGrant.objects.filter(
+            seal=seal,
+            user=signer,
+            automated=True,
+            revoked_at__isnull=True,
+            valid_from__lte=now,
+            valid_until__gt=now,
+        )
+        .prefetch_related("license_types")
+        .order_by("-valid_from")
+    )
+    grant = next((g for g in in_force if set(license_types) <= set(g.license_types.all())), None)
+    if grant is None:
+        grant = seal_grant_create(
+            seal=seal,
+            user=signer,
+            license_types=license_types,
+            valid_until=seal.valid_until,
+            automated=True,
+            actor=actor,
+        )
+    return grant
