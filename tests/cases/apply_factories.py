@@ -2,24 +2,21 @@
 residence permits, the population and marriage datasets of the demo catalog, a health
 and an education bureau that handle items needing them, grants, rows and bundles."""
 
-import datetime as dt
 import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from tests.cases.factories import make_item
 from tests.exchange.factories import load_datasets, make_grant, put_rows
 from tests.licensing.factories import Office, make_office
-from tests.people.factories import make_department, make_user
+from tests.people.factories import make_department
 from tongban.cases.models import Upload
 from tongban.cases.uploads import upload_store
 from tongban.catalog.models import Bundle, BundleItem, LicenseType, LifeEvent, Material, ServiceItem
 from tongban.exchange.models import AccessGrant, Dataset
-from tongban.licensing.services import seal_create, seal_grant_create
 from tongban.people.models import Department, Person, User
 
 PDF = b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -144,25 +141,6 @@ def make_bundle(items: list[ServiceItem], *, code: str = "newborn") -> Bundle:
 
 def upload_pdf(user: User, key: str, content: bytes = PDF) -> Upload:
     return upload_store(file=io.BytesIO(content), name=f"{key}.pdf", material_key=key, actor=user)
-
-
-def automated_signer(office: Office) -> User:
-    """A system account of the office's department holding an automated grant of its seal
-    for the office's license type, as `proofs.automated_grant_ensure` sets one up."""
-    signer = make_user(role="staff", department=office.department)
-    signer.set_unusable_password()
-    signer.is_active = False
-    signer.save()
-    seal = office.seal or seal_create(department=office.department, name="章", actor="t")
-    seal_grant_create(
-        seal=seal,
-        user=signer,
-        license_types=[office.license_type],
-        valid_until=timezone.now() + dt.timedelta(days=30),
-        automated=True,
-        actor="test",
-    )
-    return signer
 
 
 @pytest.fixture(autouse=True)

@@ -5,12 +5,14 @@ import datetime as dt
 import uuid
 
 import pytest
+from django.utils import translation
 
+from tests.cases.apply_factories import upload_pdf
 from tests.cases.factories import make_case, make_item
 from tests.licensing.factories import SURFACE, make_office
 from tests.people.factories import make_department, make_person, make_user
 from tongban.cases import selectors, services
-from tongban.cases.models import Case
+from tongban.cases.models import Case, Upload
 from tongban.core.errors import TongbanError
 
 pytestmark = pytest.mark.django_db
@@ -177,4 +179,63 @@ def test_actions_follow_the_state_and_the_user(office, item):
         "supplement_request",
         "withdraw",
         "evaluate",
+    ]
+
+
+def test_uploads_open_for_their_uploader_the_applicant_and_the_departments_staff(
+    office, item, settings, tmp_path
+):
+    settings.UPLOAD_DIR = tmp_path
+    user = make_user(role="citizen")
+    upload = upload_pdf(user, "residence_permit")
+    other_staff = make_user(role="staff", department=make_department(code="tax", name="税务局"))
+    assert selectors.upload_for_user(user, upload.pk) == upload
+    assert code_of(lambda: selectors.upload_for_user(office.staff, upload.pk)) == (
+        "upload_not_found",
+        404,
+    )
+    case = make_case(item, applicant=user.person, actor=user)
+    Upload.objects.filter(pk=upload.pk).update(submission=case.submission)
+    assert selectors.upload_for_user(office.staff, upload.pk) == upload
+    for stranger in (other_staff, make_user(role="citizen")):
+        assert code_of(lambda s=stranger: selectors.upload_for_user(s, upload.pk)) == (
+            "upload_not_found",
+            404,
+        )
+    assert code_of(lambda: selectors.upload_for_user(user, "1 or 1")) == ("upload_not_found", 404)
+
+
+def test_a_rule_report_is_explained_in_the_active_language(item):
+    case = make_case(item)
+    assert selectors.case_rule_report(case) is None
+    case.rule_report = {
+        "rule": "ITEM-1@2024-01-01",
+        "name": "居住证签注秒批",
+        "legal_reference": "《居住证暂行条例》第十三条",
+        "evaluated_on": "2026-12-01",
+        "passed": False,
+        "outcome": "to_staff",
+        "conditions": [
+            {
+                "id": "adult",
+                "kind": "age_at_least",
+                "description": "年满18周岁",
+                "legal_reference": "《居住证暂行条例》第九条",
+                "passed": False,
+                "reason": "below_minimum",
+                "observed": {"dataset": "population", "rows": 1, "age": 15, "years": 18},
+            }
+        ],
+    }
+    with translation.override("en"):
+        view = selectors.case_rule_report(case)
+    assert (view.passed, view.approved, view.result_problem) == (False, False, "")
+    assert view.conditions == [
+        selectors.ConditionView(
+            id="adult",
+            description="年满18周岁",
+            legal_reference="《居住证暂行条例》第九条",
+            passed=False,
+            explanation="Aged 15; at least 18 required.",
+        )
     ]

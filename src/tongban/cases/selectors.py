@@ -13,8 +13,9 @@ from tongban.core.errors import NotFoundError, PermissionDeniedError
 from tongban.core.selectors import WorkingCalendar
 from tongban.people.models import User
 
-from .errors import CaseInputInvalid
-from .models import Case, CaseEvent, Notification, Submission
+from .errors import CaseInputInvalid, UploadNotFound
+from .models import Case, CaseEvent, Notification, Submission, Upload
+from .rules import condition_explanation
 from .services import CLOSED_STATES, OPEN_STATES, TRANSITIONS, is_applicant_of, is_staff_of
 
 State = Case.State
@@ -237,6 +238,73 @@ def case_actions(case: Case, user: User) -> frozenset[str]:
         if case.state in CLOSED_STATES and not hasattr(case, "evaluation"):
             actions.add("evaluate")
     return frozenset(actions)
+
+
+@dataclass(frozen=True)
+class ConditionView:
+    """One condition of an instant-approval report as a page shows it."""
+
+    id: str
+    description: str
+    legal_reference: str
+    passed: bool
+    explanation: str
+
+
+@dataclass(frozen=True)
+class RuleReportView:
+    name: str
+    legal_reference: str
+    evaluated_on: str
+    passed: bool
+    approved: bool  # decided by the rules at once (秒批)
+    conditions: list[ConditionView]
+    result_problem: str  # why a passed check still went to staff, if it did
+
+
+def case_rule_report(case: Case) -> RuleReportView | None:
+    """The instant-approval check of the case, each condition explained in the active
+    language; None when no rules were in force for its item."""
+    report = case.rule_report
+    if not report:
+        return None
+    return RuleReportView(
+        name=report.get("name", ""),
+        legal_reference=report.get("legal_reference", ""),
+        evaluated_on=report.get("evaluated_on", ""),
+        passed=bool(report.get("passed")),
+        approved=report.get("outcome") == "approved",
+        conditions=[
+            ConditionView(
+                id=entry.get("id", ""),
+                description=entry.get("description", ""),
+                legal_reference=entry.get("legal_reference", ""),
+                passed=bool(entry.get("passed")),
+                explanation=condition_explanation(entry),
+            )
+            for entry in report.get("conditions", [])
+        ],
+        result_problem=(report.get("result_error") or {}).get("message", ""),
+    )
+
+
+def upload_for_user(user: User, pk: int) -> Upload:
+    """An uploaded file the user may open: their own, or one of a submission whose case the
+    user may read (as its applicant, or as staff of the case's department)."""
+    upload = (
+        Upload.objects.select_related("submission").filter(pk=pk).first()
+        if str(pk).isdigit()
+        else None
+    )
+    if upload is None:
+        raise UploadNotFound()
+    if upload.uploaded_by_id == user.pk:
+        return upload
+    if upload.submission_id is not None:
+        cases = Case.objects.filter(submission_id=upload.submission_id)
+        if any(is_applicant_of(user, c) or is_staff_of(user, c) for c in cases):
+            return upload
+    raise UploadNotFound()
 
 
 # --- notifications ------------------------------------------------------------------------

@@ -20,9 +20,10 @@ from django.utils.translation import gettext_lazy as _
 from tongban.audit.services import actor_label, audit_record
 from tongban.catalog.models import Bundle, Material, ServiceItem
 from tongban.catalog.selectors import bundle_items
-from tongban.core.errors import PermissionDeniedError
+from tongban.core.errors import PermissionDeniedError, TongbanError
 from tongban.core.selectors import WorkingCalendar, working_days_add
 from tongban.exchange.models import Dataset
+from tongban.exchange.proofs import automated_grant
 from tongban.exchange.services import data_consent_grant
 from tongban.licensing.models import License
 from tongban.licensing.services import license_issue
@@ -30,6 +31,7 @@ from tongban.people.models import Department, Organization, Person, User
 
 from .errors import CaseInputInvalid, CaseTransitionInvalid, MaterialsMissing, UploadNotFound
 from .models import Case, CaseEvent, Evaluation, Submission, Upload
+from .notifications import case_notify
 from .resolution import (
     DATASET,
     LICENSE,
@@ -40,6 +42,7 @@ from .resolution import (
     material_fetch,
     materials_resolve,
 )
+from .rules import ResultUnavailable, Rule, result_surface, rule_evaluate, rule_in_force
 
 State = Case.State
 
@@ -205,6 +208,7 @@ def _case_create(
             "materials_uploaded": case.materials_uploaded,
         },
     )
+    case_notify(case, "submit")
     return case
 
 
@@ -278,8 +282,11 @@ def _transition(
     actor: Any,
     note: str = "",
     after: dict[str, Any] | None = None,
+    notify: bool = True,
 ) -> Case:
-    """Move a locked case along one legal transition, with its timeline event and audit."""
+    """Move a locked case along one legal transition, with its timeline event and audit;
+    the applicant hears of it after commit (unless `notify` is off: the steps an instant
+    approval takes at once are told as one decision)."""
     sources, target = TRANSITIONS[name]
     if case.state not in sources:
         raise CaseTransitionInvalid(transition=name, state=case.state)
@@ -298,6 +305,8 @@ def _transition(
         before={"state": before},
         after={"state": target} | (after or {}),
     )
+    if notify:
+        case_notify(case, name, note)
     return case
 
 
@@ -523,6 +532,7 @@ class ApplicationForm:
     resolutions: dict[str, list[MaterialResolution]]  # item code -> its materials
     materials: list[MaterialChoice]
     consents: list[ConsentRequest]
+    instant: list[ServiceItem]  # items with instant-approval rules in force (秒批)
 
     @property
     def fetched_count(self) -> int:
@@ -613,6 +623,7 @@ def application_prepare(
         resolutions=resolved,
         materials=[MaterialChoice(key, tuple(rs)) for key, rs in merged.items()],
         consents=_consent_requests(resolved),
+        instant=[i for i in items if rule_in_force(i.code, on=timezone.localdate()) is not None],
     )
 
 
@@ -789,7 +800,9 @@ def application_submit(
     _uploads_attach(submission, cases, records)
     _consents_grant(requested, consents=consents, fetch=fetch, actor=actor)
     for code, case in cases.items():
-        _materials_fetch(case, fetch[code])
+        reader = CaseDataReader(case)
+        _materials_fetch(case, fetch[code], reader)
+        _rules_apply(case, reader)
     return submission
 
 
@@ -835,11 +848,10 @@ def _consents_grant(
                 )
 
 
-def _materials_fetch(case: Case, fetch: list[MaterialResolution]) -> None:
+def _materials_fetch(case: Case, fetch: list[MaterialResolution], reader: CaseDataReader) -> None:
     """Read the case's data materials (audited) into its material list."""
     if not any(r.source == DATASET for r in fetch):
         return
-    reader = CaseDataReader(case)
     by_key = {r.key: r for r in fetch}
     entries = []
     for entry in case.materials:
@@ -863,3 +875,88 @@ def _materials_fetch(case: Case, fetch: list[MaterialResolution]) -> None:
         entries.append(entry)
     case.materials = entries
     case.save(update_fields=["materials", "updated_at"])
+
+
+# --- instant approval (秒批) ---------------------------------------------------------------
+
+
+def _rules_apply(case: Case, reader: CaseDataReader) -> None:
+    """Judge the case by its item's rules in force, if any, and store the report. When
+    every condition holds, the rules accept, review, approve and complete it at once and
+    the result license is issued under the department's automated seal grant; otherwise —
+    or when the license cannot be made — it waits in the staff queue with the report.
+    The rules never reject (个人信息保护法 第二十四条)."""
+    on = timezone.localdate(case.submitted_at)
+    rule = rule_in_force(case.item.code, on=on)
+    if rule is None:
+        return
+    actor = f"rules:{case.item.code}"
+    report = rule_evaluate(rule, case=case, reader=reader, on=on)
+    verdicts = report["conditions"]
+    _event(
+        case,
+        actor=actor,
+        action="rules",
+        note=f"{sum(v['passed'] for v in verdicts)}/{len(verdicts)}",
+    )
+    report["outcome"] = "to_staff"
+    if report["passed"]:
+        try:
+            with transaction.atomic():
+                _instant_approve(case, rule=rule, reader=reader, on=on, actor=actor)
+            report["outcome"] = "approved"
+        except TongbanError as error:
+            report["result_error"] = {"code": error.code, "message": str(error.message)}
+    Case.objects.filter(pk=case.pk).update(rule_report=report)
+    audit_record(
+        action="case.rules",
+        actor=actor,
+        target=case,
+        subject=case.applicant_subject,
+        after={
+            "rule": report["rule"],
+            "passed": report["passed"],
+            "outcome": report["outcome"],
+            "conditions": {v["id"]: v["passed"] for v in verdicts},
+        },
+    )
+
+
+def _instant_approve(
+    case: Case, *, rule: Rule, reader: CaseDataReader, on: dt.date, actor: str
+) -> Case:
+    case = _locked(case)
+    license = None
+    license_type = case.item.result_license_type
+    if license_type is not None:
+        grant = automated_grant(license_type, case.department)
+        if grant is None:
+            raise ResultUnavailable(
+                _("The department has not set up automated issuance of this license."),
+                code="automated_signer_missing",
+            )
+        surface = result_surface(rule, case=case, reader=reader, on=on)
+        license = license_issue(
+            license_type=license_type, holder=case.applicant, surface=surface, actor=grant.user
+        )
+    _transition(case, "accept", actor=actor, notify=False)
+    _transition(case, "review", actor=actor, notify=False)
+    case.decision = Case.Decision.APPROVED
+    case.decision_reason = f"{rule.name}（{rule.legal_reference}）"
+    case.decided_at = timezone.now()
+    case.decided_by = actor
+    case.result_license = license
+    _transition(
+        case,
+        "decide",
+        actor=actor,
+        note=case.decision_reason,
+        after={
+            "decision": case.decision,
+            "license": license.identifier if license else None,
+            "rule": rule.id,
+        },
+    )
+    # The result is delivered as it is made: the license is in the wallet, the decision on
+    # the page. Nothing is left for staff to hand over.
+    return _transition(case, "complete", actor=actor, notify=False)

@@ -187,6 +187,8 @@ UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(10 * 1024 * 1024))
 NOTIFICATION_BACKEND = os.environ.get(
     "NOTIFICATION_BACKEND", "tongban.cases.notifications.ConsoleBackend"
 )
+# Instant-approval rules (秒批): a YAML rule book; empty means the one shipped with the cases app.
+CASES_RULES_FILE = os.environ.get("CASES_RULES_FILE", "")
 
 LOGGING = {
     "version": 1,
