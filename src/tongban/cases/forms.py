@@ -2,12 +2,17 @@
 input); the services decide what is allowed, and their coded errors are put back on these
 forms beside the input they name."""
 
+import uuid
 from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from tongban.core.i18n import translated
+
 from .models import Case
+from .resolution import UPLOAD
+from .services import ApplicationForm, MaterialChoice
 
 NOTE_MAX = 2000
 
@@ -99,3 +104,87 @@ class QueueFilterForm(forms.Form):
     state = forms.ChoiceField(
         label=_("State"), choices=[("", _("Open cases")), *Case.State.choices], required=False
     )
+
+
+class ApplyForm(forms.Form):
+    """The application form of one item or bundle, shaped by what `application_prepare`
+    found for this applicant: a file input for each material that must (or may, instead of
+    consenting) be uploaded, one consent question per dataset, and the idempotency key
+    generated when the form is shown, so that a double click or a retry sends the same
+    application again and the service returns the first submission."""
+
+    idempotency_key = forms.CharField(
+        widget=forms.HiddenInput, min_length=8, max_length=64, initial=""
+    )
+
+    def __init__(self, *args: Any, prepared: ApplicationForm, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial["idempotency_key"] = uuid.uuid4().hex
+        if prepared.consents:
+            self.fields["consents"] = forms.MultipleChoiceField(
+                label=_("Let the departments read this data for this application"),
+                required=False,
+                widget=forms.CheckboxSelectMultiple,
+                choices=[
+                    (
+                        request.dataset.code,
+                        _("%(data)s, read by %(departments)s")
+                        % {
+                            "data": translated(request.dataset, "name"),
+                            "departments": "、".join(
+                                translated(d, "name") for d in request.departments
+                            ),
+                        },
+                    )
+                    for request in prepared.consents
+                ],
+                help_text=_("Without your consent, upload these materials yourself."),
+            )
+        self.upload_keys = [c.key for c in prepared.materials if _uploadable(c)]
+        for choice in prepared.materials:
+            if not _uploadable(choice):
+                continue
+            self.fields[f"file_{choice.key}"] = forms.FileField(
+                label=translated(choice.material, "name"),
+                required=False,
+                widget=forms.ClearableFileInput(attrs={"accept": ".pdf,.jpg,.jpeg,.png"}),
+            )
+            # A file stored by an earlier, refused attempt is not asked for again.
+            self.fields[f"kept_{choice.key}"] = forms.IntegerField(
+                widget=forms.HiddenInput, required=False, min_value=1
+            )
+
+    def files_for(self) -> dict[str, Any]:
+        """The new files by material key."""
+        return {
+            key: self.cleaned_data[f"file_{key}"]
+            for key in self.upload_keys
+            if self.cleaned_data.get(f"file_{key}")
+        }
+
+    def kept(self) -> dict[str, int]:
+        return {
+            key: self.cleaned_data[f"kept_{key}"]
+            for key in self.upload_keys
+            if self.cleaned_data.get(f"kept_{key}") and not self.cleaned_data.get(f"file_{key}")
+        }
+
+
+def _uploadable(choice: MaterialChoice) -> bool:
+    """A material the applicant uploads: nothing fetches it, or only data that needs the
+    consent they may not give."""
+    return choice.source == UPLOAD or choice.needs_consent
+
+
+class StatedForm(forms.Form):
+    """Values the applicant states that the instant-approval rules put on the license they
+    approve, such as the purpose printed on a proof (电子证明)."""
+
+    def __init__(self, *args: Any, names: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, label in names:
+            self.fields[name] = forms.CharField(label=label, max_length=40)
+
+    def values(self) -> dict[str, Any]:
+        return {name: " ".join(value.split()) for name, value in self.cleaned_data.items()}

@@ -1,6 +1,6 @@
-"""Pages of online applications (办件): 我的办件 with each case's timeline, supplement
-answers, withdrawal and 好差评 for applicants, and the department's queue and case page
-(办件工作台) for TOTP-verified staff.
+"""Pages of online applications (办件): the application form opened from a guide page
+(在线办理), 我的办件 with each case's timeline, supplement answers, withdrawal and 好差评 for
+applicants, and the department's queue and case page (办件工作台) for TOTP-verified staff.
 
 Every page calls the same services and selectors as the API; a coded error from a service
 is shown beside the form it came from, never as an error page."""
@@ -14,43 +14,52 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Page, Paginator
-from django.db.models import QuerySet
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from tongban.audit.services import audit_record
+from tongban.catalog import selectors as catalog_selectors
+from tongban.catalog.models import Bundle, LicenseType, ServiceItem
 from tongban.core.errors import NotFoundError, PermissionDeniedError, TongbanError
 from tongban.core.i18n import translated
 from tongban.core.selectors import WorkingCalendar
 from tongban.exchange.models import Dataset
+from tongban.licensing.forms import SurfaceForm
 from tongban.licensing.models import License
 from tongban.people.decorators import staff_required
 from tongban.people.models import User
 
-from . import services
+from . import rules, selectors, services, uploads
+from .errors import UploadNotFound
 from .forms import (
+    ApplyForm,
     DecideForm,
     EvaluationForm,
     QueueFilterForm,
     ReasonForm,
+    StatedForm,
     SupplementAnswerForm,
     WithdrawForm,
 )
-from .models import Case, CaseEvent, Upload
+from .models import Case, Submission, Upload
+from .resolution import DATASET, LICENSE, UPLOAD
 
 PAGE_SIZE = 20
-NEAR_DUE_WORKING_DAYS = 2
 APPLICANT_ROLES = (User.Role.CITIZEN, User.Role.ORG_AGENT)
 State = Case.State
 
 # What each timeline step is called on the page.
 ACTION_LABELS = {
     "submit": gettext_lazy("Submitted"),
+    "rules": gettext_lazy("Checked by the instant-approval rules"),
     "accept": gettext_lazy("Accepted"),
     "not_accept": gettext_lazy("Not accepted"),
     "review": gettext_lazy("Review started"),
@@ -61,15 +70,6 @@ ACTION_LABELS = {
     "withdraw": gettext_lazy("Withdrawn"),
     "evaluate": gettext_lazy("Rated"),
 }
-# The staff's steps, in the order the case page offers them.
-STAFF_ACTIONS = (
-    "accept",
-    "not_accept",
-    "review",
-    "supplement_request",
-    "decide",
-    "complete",
-)
 STAFF_DONE = {
     "accept": gettext_lazy("The application was accepted; the time limit runs."),
     "not_accept": gettext_lazy("The application was not accepted; the applicant is told why."),
@@ -112,21 +112,26 @@ def _user(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
+def _error_show(form: forms.Form, exc: TongbanError, field_for: Callable[[str], str]) -> None:
+    """Put a service's refusal on the form: beside each input it names (`field_for` maps
+    the service's names to the form's), else above the form with its code."""
+    listed = exc.details.get("errors") or [
+        {"field": exc.details.get("field"), "message": f"{exc.message} ({exc.code})"}
+    ]
+    for error in listed:
+        field = field_for(str(error.get("field") or ""))
+        form.add_error(field if field in form.fields else None, str(error.get("message")))
+
+
 def _attempt(form: forms.Form, action: Callable[[], T]) -> T | None:
     """The service's result when the form is valid and the service agrees; otherwise None,
-    with the reason on the form — beside the input it names, or above the form with its
-    code — so the page shows it instead of an error page."""
+    with the reason on the form, so the page shows it instead of an error page."""
     if not form.is_valid():
         return None
     try:
         return action()
     except TongbanError as exc:
-        listed = exc.details.get("errors") or [
-            {"field": exc.details.get("field"), "message": f"{exc.message} ({exc.code})"}
-        ]
-        for error in listed:
-            field = error.get("field")
-            form.add_error(field if field in form.fields else None, str(error.get("message")))
+        _error_show(form, exc, lambda name: name)
         return None
 
 
@@ -147,69 +152,53 @@ def _full_or_partial(
     return response
 
 
-# --- reading cases --------------------------------------------------------------------
+# --- what a case page shows -----------------------------------------------------------
 
 
-def _cases_of_applicant(user: User) -> QuerySet[Case]:
-    """The cases the user applied for, or that are for them (or their organization)."""
-    cases = Case.objects.select_related("item", "department")
-    if user.role == User.Role.CITIZEN:
-        mine = cases.filter(applicant_person_id=user.person_id) if user.person_id else cases.none()
-    else:
-        mine = (
-            cases.filter(applicant_organization_id=user.organization_id)
-            if user.organization_id
-            else cases.none()
-        )
-    return mine | cases.filter(submitted_by=user)
-
-
-def _case_of_applicant(user: User, pk: int) -> Case:
-    case = _cases_of_applicant(user).filter(pk=pk).first()
-    if case is None:
-        raise NotFoundError(_("You have no application with this number."), code="case_not_found")
-    return case
-
-
-def _queue_of(user: User) -> QuerySet[Case]:
-    assert user.department_id is not None  # staff_required lets only department staff in
-    return Case.objects.filter(department_id=user.department_id).select_related(
-        "item", "applicant_person", "applicant_organization"
-    )
-
-
-def _case_of_staff(user: User, pk: int) -> Case:
-    """A case of the staff member's department; another department's is not found."""
-    case = (
-        _queue_of(user)
-        .select_related("department", "result_license", "submitted_by", "item__result_license_type")
-        .filter(pk=pk)
-        .first()
-    )
-    if case is None:
-        raise NotFoundError(
-            _("Your department has no case with this number."), code="case_not_found"
-        )
-    return case
+def _due_shown(status: selectors.DeadlineStatus) -> dict[str, Any]:
+    """How a due date looks: paused during a supplement, overdue, near due or in time."""
+    if status.paused:
+        return {"kind": "paused", "label": _("Paused for a supplement"), "status": status}
+    if status.overdue:
+        return {"kind": "overdue", "label": _("Overdue"), "status": status}
+    if status.near_due:
+        return {"kind": "near", "label": _("Due soon"), "status": status}
+    return {"kind": "closed" if status.closed else "ok", "label": "", "status": status}
 
 
 def _due(case: Case, today: dt.date, calendar: WorkingCalendar) -> dict[str, Any]:
-    """How the due date looks: paused during a supplement, overdue, near due or in time."""
-    if case.state in services.CLOSED_STATES or case.state == State.DECIDED:
-        return {"kind": "closed", "label": ""}
-    if case.state == State.SUPPLEMENT_REQUESTED:
-        return {"kind": "paused", "label": _("Paused for a supplement")}
-    if case.due_at < today:
-        return {"kind": "overdue", "label": _("Overdue")}
-    if calendar.between(today, case.due_at) <= NEAR_DUE_WORKING_DAYS:
-        return {"kind": "near", "label": _("Due soon")}
-    return {"kind": "ok", "label": ""}
+    return _due_shown(selectors.case_deadline(case, today=today, calendar=calendar))
 
 
 def _with_due(page: Page) -> Page:
     today, calendar = timezone.localdate(), WorkingCalendar()
     page.object_list = [{"case": c, "due": _due(c, today, calendar)} for c in page.object_list]
     return page
+
+
+def _case_uploads(case: Case) -> dict[int, Upload]:
+    """The files a case's materials name: those of its submission or its own, and those
+    its applicant uploaded to answer a supplement (not attached to anything)."""
+    ids = {
+        pk
+        for entry in case.materials
+        for pk in [entry.get("upload"), *entry.get("uploads", [])]
+        if isinstance(pk, int)
+    }
+    return {
+        u.pk: u
+        for u in Upload.objects.filter(pk__in=ids).filter(
+            Q(case=case)
+            | Q(submission_id=case.submission_id)
+            | Q(case__isnull=True, submission__isnull=True)
+        )
+    }
+
+
+def _fields_named(dataset: Dataset | None, rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """Fetched rows as (field name, value) pairs, named as the data catalog names them."""
+    names = {f["key"]: translated(f, "name") for f in (dataset.fields if dataset else [])}
+    return [[(names.get(key, key), value) for key, value in row.items()] for row in rows]
 
 
 def _materials(case: Case) -> list[dict[str, Any]]:
@@ -223,42 +212,262 @@ def _materials(case: Case) -> list[dict[str, Any]]:
     }
     datasets = {
         d.code: d
-        for d in Dataset.objects.filter(
+        for d in Dataset.objects.select_related("provider").filter(
             code__in=[m["dataset"] for m in entries if m.get("dataset")]
         )
     }
-    uploads = {u.pk: u for u in Upload.objects.filter(case=case)}
-    return [
-        {
-            "entry": m,
-            "license": licenses.get(m.get("license", "")),
-            "dataset": datasets.get(m.get("dataset", "")),
-            "upload": uploads.get(m.get("upload")),
-        }
-        for m in entries
-    ]
+    files = _case_uploads(case)
+    rows = []
+    for m in entries:
+        dataset = datasets.get(m.get("dataset", ""))
+        ids = m.get("uploads") or ([m["upload"]] if m.get("upload") else [])
+        rows.append(
+            {
+                "entry": m,
+                "license": licenses.get(m.get("license", "")),
+                "dataset": dataset,
+                "rows": _fields_named(dataset, m.get("rows") or []),
+                "uploads": [files[pk] for pk in ids if pk in files],
+            }
+        )
+    return rows
 
 
 def _timeline(case: Case, *, for_staff: bool) -> list[dict[str, Any]]:
     """The case's steps; the applicant sees the department act, not a staff account."""
     applicant_label = f"user:{case.submitted_by_id}:"
     rows = []
-    for event in CaseEvent.objects.filter(case=case):
+    for event in selectors.case_timeline(case):
         if event.actor.startswith(applicant_label):
             who = _("Applicant")
+        elif event.actor.startswith("rules:"):
+            who = _("Instant-approval rules")
         elif for_staff:
             who = event.actor.split(":", 2)[-1]
         else:
             who = translated(case.department, "name")
         rows.append(
-            {
-                "event": event,
-                "label": ACTION_LABELS.get(event.action, event.action),
-                "who": who,
-                "to_state": State(event.to_state).label if event.to_state in State.values else "",
-            }
+            {"event": event, "label": ACTION_LABELS.get(event.action, event.action), "who": who}
         )
     return rows
+
+
+def _case_common(case: Case, *, for_staff: bool) -> dict[str, Any]:
+    return {
+        "case": case,
+        "due": _due(case, timezone.localdate(), WorkingCalendar()),
+        "materials": _materials(case),
+        "timeline": _timeline(case, for_staff=for_staff),
+        "rule_report": selectors.case_rule_report(case),
+    }
+
+
+# --- applying (在线办理) -----------------------------------------------------------------
+
+
+def _result_type(prepared: services.ApplicationForm) -> LicenseType | None:
+    """The license type whose surface fields the applicant fills in: that of the one item
+    yielding a license that staff decide (rules build their own licenses' surfaces)."""
+    types = {
+        i.result_license_type.code: i.result_license_type
+        for i in prepared.items
+        if i.result_license_type is not None and i not in prepared.instant
+    }
+    return next(iter(types.values())) if len(types) == 1 else None
+
+
+def _stated_names(prepared: services.ApplicationForm) -> list[tuple[str, str]]:
+    """What the instant-approval rules take from the form: the purpose of a proof, and any
+    surface field they copy from it, titled as the license type names it."""
+    names: dict[str, str] = {}
+    today = timezone.localdate()
+    for item in prepared.instant:
+        rule = rules.rule_in_force(item.code, on=today)
+        if rule is None:
+            continue
+        if rule.result.get("proof"):
+            names["purpose"] = _("What is it for? (e.g. 入学, 就业)")
+        schema = (item.result_license_type.surface_schema if item.result_license_type else {}) or {}
+        for field, source in (rule.result.get("surface") or {}).items():
+            if "form" in source:
+                title = translated(schema.get("properties", {}).get(field, {}), "title")
+                names[str(source["form"])] = title or field
+    return list(names.items())
+
+
+class _ApplyForms:
+    """The application form with its parts: the surface fields of the result license and
+    the values the rules take from the form."""
+
+    def __init__(self, prepared: services.ApplicationForm, request: HttpRequest | None) -> None:
+        data = request.POST if request is not None else None
+        files = request.FILES if request is not None else None
+        self.main = ApplyForm(data, files, prepared=prepared)
+        license_type = _result_type(prepared)
+        self.surface = (
+            SurfaceForm(data, license_type=license_type, prefix="surface")
+            if license_type is not None
+            else None
+        )
+        names = _stated_names(prepared)
+        self.stated = StatedForm(data, names=names, prefix="stated") if names else None
+
+    def all(self) -> list[forms.Form]:
+        return [f for f in (self.main, self.surface, self.stated) if f is not None]
+
+    def form_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.surface is not None:
+            data["surface"] = self.surface.surface()
+        if self.stated is not None:
+            data |= self.stated.values()
+        return data
+
+
+def _material_rows(prepared: services.ApplicationForm, form: ApplyForm) -> list[dict[str, Any]]:
+    kept = form.data if form.is_bound else {}
+    return [
+        {
+            "choice": choice,
+            "fetched": choice.source in (LICENSE, DATASET) and not choice.needs_consent,
+            "field": form[f"file_{choice.key}"] if choice.key in form.upload_keys else None,
+            "kept": form[f"kept_{choice.key}"] if choice.key in form.upload_keys else None,
+            "kept_name": kept.get(f"kept_name_{choice.key}", ""),
+        }
+        for choice in prepared.materials
+    ]
+
+
+def _apply_render(
+    request: HttpRequest,
+    prepared: services.ApplicationForm,
+    parts: _ApplyForms,
+    *,
+    item: ServiceItem | None,
+    bundle: Bundle | None,
+    status: int = 200,
+) -> HttpResponse:
+    days = bundle.promised_limit_days if bundle else item.promised_limit_days  # type: ignore[union-attr]
+    return render(
+        request,
+        "cases/apply.html",
+        {
+            "prepared": prepared,
+            "item": item,
+            "bundle": bundle,
+            "form": parts.main,
+            "surface_form": parts.surface,
+            "stated_form": parts.stated,
+            "materials": _material_rows(prepared, parts.main),
+            "deadline": WorkingCalendar().add(timezone.now(), days),
+            "instant": bool(prepared.instant),
+        },
+        status=status,
+    )
+
+
+def _uploads_store(form: ApplyForm, user: User) -> dict[str, list[int]] | None:
+    """Store the new files (each checked by the upload service) and remember them on the
+    form, so that a refused attempt does not ask for them again; None if one is refused."""
+    stored = {key: [pk] for key, pk in form.kept().items()}
+    refused = False
+    data = cast(QueryDict, form.data).copy()  # a bound form's data is the POST QueryDict
+    for key, file in form.files_for().items():
+        try:
+            upload = uploads.upload_store(file=file, name=file.name, material_key=key, actor=user)
+        except TongbanError as exc:
+            form.add_error(f"file_{key}", f"{exc.message} ({exc.code})")
+            refused = True
+            continue
+        stored[key] = [upload.pk]
+        data[f"kept_{key}"], data[f"kept_name_{key}"] = str(upload.pk), upload.original_name
+    form.data = data
+    return None if refused else stored
+
+
+def _apply_submit(
+    request: HttpRequest,
+    prepared: services.ApplicationForm,
+    parts: _ApplyForms,
+    *,
+    item: ServiceItem | None,
+    bundle: Bundle | None,
+) -> Submission | None:
+    form = parts.main
+    if not all([f.is_valid() for f in parts.all()]):
+        return None
+    user = _user(request)
+    key = form.cleaned_data["idempotency_key"]
+    # A retry of a submission already made (a double click) stores no files again; the
+    # service returns the first submission.
+    if not Submission.objects.filter(submitted_by=user, idempotency_key=key).exists():
+        stored = _uploads_store(form, user)
+        if stored is None:
+            return None
+    else:
+        stored = {}
+    try:
+        return services.application_submit(
+            item=item,
+            bundle=bundle,
+            actor=user,
+            form=parts.form_data(),
+            uploads=stored,
+            consent_datasets=form.cleaned_data.get("consents", []),
+            idempotency_key=key,
+        )
+    except TongbanError as exc:
+        for missing in exc.details.get("materials", []):
+            field = f"file_{missing.get('key')}"
+            if field in form.fields:
+                form.add_error(field, _("Upload this material, or let it be fetched."))
+        material = exc.details.get("material")
+        _error_show(form, exc, lambda name: f"file_{material}" if material else name)
+        return None
+
+
+def _apply(
+    request: HttpRequest, *, item: ServiceItem | None = None, bundle: Bundle | None = None
+) -> HttpResponse:
+    prepared = services.application_prepare(item=item, bundle=bundle, actor=_user(request))
+    if request.method != "POST":
+        return _apply_render(
+            request, prepared, _ApplyForms(prepared, None), item=item, bundle=bundle
+        )
+    parts = _ApplyForms(prepared, request)
+    submission = _apply_submit(request, prepared, parts, item=item, bundle=bundle)
+    if submission is None:
+        return _apply_render(request, prepared, parts, item=item, bundle=bundle, status=422)
+    cases = list(submission.cases.order_by("pk"))
+    if len(cases) == 1:
+        case = cases[0]
+        if case.decision == Case.Decision.APPROVED:
+            messages.success(request, _("Approved at once by the instant-approval rules."))
+        else:
+            messages.success(
+                request,
+                _("Your application was submitted. It is promised to be done by %(date)s.")
+                % {"date": case.due_at.isoformat()},
+            )
+        return redirect("cases:case", pk=case.pk)
+    messages.success(request, _("Your application was submitted to every department at once."))
+    return redirect("cases:submission", pk=submission.pk)
+
+
+@applicant_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def apply_item(request: HttpRequest, code: str) -> HttpResponse:
+    """在线办理: the form for one service item."""
+    return _apply(request, item=catalog_selectors.item_get(code=code))
+
+
+@applicant_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def apply_bundle(request: HttpRequest, code: str) -> HttpResponse:
+    """一件事: one form for every item of a bundle."""
+    return _apply(request, bundle=catalog_selectors.bundle_get(code=code))
 
 
 # --- 我的办件: the applicant's pages -----------------------------------------------------
@@ -268,33 +477,43 @@ def _timeline(case: Case, *, for_staff: bool) -> list[dict[str, Any]]:
 @never_cache
 @require_GET
 def my_cases(request: HttpRequest) -> HttpResponse:
-    page = _with_due(_page(request, _cases_of_applicant(_user(request)).order_by("-submitted_at")))
+    page = _with_due(_page(request, selectors.cases_for_applicant(_user(request))))
     return _full_or_partial(request, "cases/my.html", "cases/_my_list.html", {"page": page})
 
 
+@applicant_required
+@never_cache
+@require_GET
+def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A one-thing application tracked as one: each department's case and the whole."""
+    submission = selectors.submission_for_applicant(_user(request), pk)
+    progress = selectors.submission_progress(submission)
+    today, calendar = timezone.localdate(), WorkingCalendar()
+    rows = [{"case": c, "due": _due(c, today, calendar)} for c in progress.cases]
+    return render(request, "cases/submission.html", {"progress": progress, "rows": rows})
+
+
 def _case_context(
+    user: User,
     case: Case,
     *,
     withdraw_form: WithdrawForm | None = None,
     supplement_form: SupplementAnswerForm | None = None,
     evaluation_form: EvaluationForm | None = None,
 ) -> dict[str, Any]:
-    may_withdraw = case.state in services.TRANSITIONS["withdraw"][0]
-    may_answer = case.state == State.SUPPLEMENT_REQUESTED
-    may_rate = case.state in services.CLOSED_STATES and not hasattr(case, "evaluation")
-    today, calendar = timezone.localdate(), WorkingCalendar()
-    return {
-        "case": case,
-        "due": _due(case, today, calendar),
-        "materials": _materials(case),
-        "timeline": _timeline(case, for_staff=False),
-        # A refused form stays on the page, whatever the state, to say why.
+    actions = selectors.case_actions(case, user)
+    # A refused form stays on the page, whatever the state, to say why.
+    return _case_common(case, for_staff=False) | {
         "withdraw_form": withdraw_form
-        or (WithdrawForm(prefix="withdraw") if may_withdraw else None),
+        or (WithdrawForm(prefix="withdraw") if "withdraw" in actions else None),
         "supplement_form": supplement_form
-        or (SupplementAnswerForm(case=case, prefix="supplement") if may_answer else None),
+        or (
+            SupplementAnswerForm(case=case, prefix="supplement")
+            if "supplement_answer" in actions
+            else None
+        ),
         "evaluation_form": evaluation_form
-        or (EvaluationForm(prefix="evaluation") if may_rate else None),
+        or (EvaluationForm(prefix="evaluation") if "evaluate" in actions else None),
     }
 
 
@@ -302,15 +521,16 @@ def _case_context(
 @never_cache
 @require_GET
 def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    case = _case_of_applicant(_user(request), pk)
-    return render(request, "cases/case.html", _case_context(case))
+    user = _user(request)
+    case = selectors.case_for_applicant(user, pk)
+    return render(request, "cases/case.html", _case_context(user, case))
 
 
 @applicant_required
 @require_POST
 def case_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
-    case = _case_of_applicant(user, pk)
+    case = selectors.case_for_applicant(user, pk)
     form = WithdrawForm(request.POST, prefix="withdraw")
     if _attempt(
         form,
@@ -318,31 +538,50 @@ def case_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     ):
         messages.success(request, _("Your application was withdrawn."))
         return redirect("cases:case", pk=pk)
-    return render(request, "cases/case.html", _case_context(case, withdraw_form=form), status=422)
+    return render(
+        request, "cases/case.html", _case_context(user, case, withdraw_form=form), status=422
+    )
+
+
+def _supplement_answer(case: Case, user: User, form: SupplementAnswerForm) -> Case:
+    """The answer, with the file (checked and stored first) in place of the material."""
+    materials = None
+    file, key = form.cleaned_data.get("file"), form.cleaned_data.get("material")
+    if file and key:
+        upload = uploads.upload_store(file=file, name=file.name, material_key=key, actor=user)
+        entry = next(m for m in case.materials if m["key"] == key)
+        materials = [entry | {"source": UPLOAD, "upload": upload.pk, "uploads": [upload.pk]}]
+    return services.case_supplement_answer(
+        case=case, actor=user, note=form.cleaned_data["note"], materials=materials
+    )
 
 
 @applicant_required
 @require_POST
 def case_supplement(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
-    case = _case_of_applicant(user, pk)
+    case = selectors.case_for_applicant(user, pk)
     form = SupplementAnswerForm(request.POST, request.FILES, case=case, prefix="supplement")
-    if _attempt(
+    if "supplement_answer" not in selectors.case_actions(case, user):
+        # Checked before a file is stored: a late answer leaves nothing behind.
+        form.is_valid()
+        form.add_error(None, _("The department is not waiting for a supplement."))
+    elif _attempt(
         form,
-        lambda: services.case_supplement_answer(
-            case=case, actor=user, note=form.cleaned_data["note"]
-        ),
+        lambda: _supplement_answer(case, user, form),
     ):
         messages.success(request, _("Your answer was sent; the department continues its review."))
         return redirect("cases:case", pk=pk)
-    return render(request, "cases/case.html", _case_context(case, supplement_form=form), status=422)
+    return render(
+        request, "cases/case.html", _case_context(user, case, supplement_form=form), status=422
+    )
 
 
 @applicant_required
 @require_POST
 def case_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
-    case = _case_of_applicant(user, pk)
+    case = selectors.case_for_applicant(user, pk)
     form = EvaluationForm(request.POST, prefix="evaluation")
     if _attempt(
         form,
@@ -355,7 +594,38 @@ def case_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
     ):
         messages.success(request, _("Thank you for your rating."))
         return redirect("cases:case", pk=pk)
-    return render(request, "cases/case.html", _case_context(case, evaluation_form=form), status=422)
+    return render(
+        request, "cases/case.html", _case_context(user, case, evaluation_form=form), status=422
+    )
+
+
+def _upload_response(case: Case, upload_pk: int, user: User) -> HttpResponse:
+    """An uploaded file of the case, as an attachment; the read is audited."""
+    upload = _case_uploads(case).get(upload_pk)
+    if upload is None:
+        raise UploadNotFound()
+    audit_record(
+        action="upload.read",
+        actor=user,
+        target=upload,
+        subject=case.applicant_subject,
+        purpose=f"case:{case.number}",
+    )
+    # Read whole (uploads are at most UPLOAD_MAX_BYTES) and always as an attachment, so a
+    # file is never rendered in the page's origin.
+    with uploads.upload_open(upload) as stored:
+        response = HttpResponse(stored.read(), content_type=upload.content_type)
+    response.headers["Content-Disposition"] = content_disposition_header(True, upload.original_name)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@applicant_required
+@require_GET
+def case_upload(request: HttpRequest, pk: int, upload_pk: int) -> HttpResponse:
+    user = _user(request)
+    return _upload_response(selectors.case_for_applicant(user, pk), upload_pk, user)
 
 
 # --- 办件工作台: the department's queue and case page -------------------------------------
@@ -366,17 +636,19 @@ def case_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def queue(request: HttpRequest) -> HttpResponse:
     """The department's cases by due date, the most urgent first; open ones by default."""
-    user = _user(request)
     form = QueueFilterForm(request.GET)
     state = form.cleaned_data["state"] if form.is_valid() else ""
-    cases = _queue_of(user)
-    cases = cases.filter(state=state) if state else cases.filter(state__in=services.OPEN_STATES)
-    page = _with_due(_page(request, cases.order_by("due_at", "submitted_at", "pk")))
+    page = _page(request, selectors.queue_for_staff(_user(request), state or None))
+    page.object_list = [
+        {"case": entry.case, "due": _due_shown(entry.deadline)} for entry in page.object_list
+    ]
     context = {"page": page, "form": form, "state": state}
     return _full_or_partial(request, "cases/queue.html", "cases/_queue_list.html", context)
 
 
-def _staff_forms(case: Case, data: QueryDict | None = None, action: str = "") -> dict[str, Any]:
+def _staff_forms(
+    case: Case, user: User, data: QueryDict | None = None, action: str = ""
+) -> dict[str, Any]:
     """The forms of the steps the case's state allows (and of `action`, bound to `data`,
     whatever the state, so that a refusal is shown beside it)."""
     makers: dict[str, Callable[[QueryDict | None], forms.Form]] = {
@@ -389,10 +661,11 @@ def _staff_forms(case: Case, data: QueryDict | None = None, action: str = "") ->
         "decide": lambda d: DecideForm(d, prefix="decide"),
         "complete": lambda d: forms.Form(d, prefix="complete"),
     }
+    allowed = selectors.case_actions(case, user)
     return {
         name: makers[name](data if name == action else None)
-        for name in STAFF_ACTIONS
-        if name == action or case.state in services.TRANSITIONS[name][0]
+        for name in selectors.STAFF_ACTIONS
+        if name == action or name in allowed
     }
 
 
@@ -407,14 +680,11 @@ def _surface(case: Case) -> list[tuple[str, Any]]:
 
 
 def _staff_context(case: Case, action_forms: dict[str, Any]) -> dict[str, Any]:
-    today, calendar = timezone.localdate(), WorkingCalendar()
-    return {
-        "case": case,
-        "due": _due(case, today, calendar),
-        "materials": _materials(case),
-        "timeline": _timeline(case, for_staff=True),
+    stated = {k: v for k, v in case.form_data.items() if k != "surface"}
+    return _case_common(case, for_staff=True) | {
         "forms": action_forms,
         "surface": _surface(case),
+        "stated": stated,
     }
 
 
@@ -422,8 +692,9 @@ def _staff_context(case: Case, action_forms: dict[str, Any]) -> dict[str, Any]:
 @never_cache
 @require_GET
 def staff_case(request: HttpRequest, pk: int) -> HttpResponse:
-    case = _case_of_staff(_user(request), pk)
-    return render(request, "cases/staff_case.html", _staff_context(case, _staff_forms(case)))
+    user = _user(request)
+    case = selectors.case_for_staff(user, pk)
+    return render(request, "cases/staff_case.html", _staff_context(case, _staff_forms(case, user)))
 
 
 def _staff_run(action: str, case: Case, user: User, data: dict[str, Any]) -> Case:
@@ -449,14 +720,21 @@ def _staff_run(action: str, case: Case, user: User, data: dict[str, Any]) -> Cas
 @require_POST
 def staff_act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     """One step of the workflow; a step the state does not allow is refused beside its form."""
-    if action not in STAFF_ACTIONS:
+    if action not in selectors.STAFF_ACTIONS:
         raise NotFoundError(_("No such step."), code="step_not_found")
     user = _user(request)
-    case = _case_of_staff(user, pk)
-    action_forms = _staff_forms(case, request.POST, action)
+    case = selectors.case_for_staff(user, pk)
+    action_forms = _staff_forms(case, user, request.POST, action)
     form = action_forms[action]
     if _attempt(form, lambda: _staff_run(action, case, user, form.cleaned_data)):
         messages.success(request, STAFF_DONE[action])
         return redirect("cases:staff_case", pk=pk)
     case.refresh_from_db()
     return render(request, "cases/staff_case.html", _staff_context(case, action_forms), status=422)
+
+
+@staff_required
+@require_GET
+def staff_upload(request: HttpRequest, pk: int, upload_pk: int) -> HttpResponse:
+    user = _user(request)
+    return _upload_response(selectors.case_for_staff(user, pk), upload_pk, user)

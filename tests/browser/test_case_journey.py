@@ -1,0 +1,119 @@
+"""Online applications in a real browser: a department clerk accepts a case, asks for a
+supplement that the applicant answers on their phone, and approves it, which puts the
+license in the applicant's wallet. Every page passes axe-core without console errors."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from playwright.sync_api import Page
+from tests.cases.factories import make_case, make_item
+from tests.licensing.factories import make_office
+from tests.people.factories import (
+    DEFAULT_PASSWORD,
+    make_person,
+    make_totp_device,
+    make_user,
+    totp_token,
+)
+
+from tongban.cases.models import Case
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _log_in(page: Page, base: str, user: Any, next_url: str, *, steps_ahead: int = 0) -> None:
+    """Through the login page, with the authenticator's current code for staff."""
+    page.goto(f"{base}/account/login/?next={next_url}")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", DEFAULT_PASSWORD)
+    if user.requires_totp:
+        device = TOTPDevice.objects.filter(user=user).first() or make_totp_device(user)
+        page.fill("#id_otp_token", totp_token(device, steps_ahead=steps_ahead))
+    page.locator("form.form button").click()
+    page.wait_for_url(f"**{next_url}")
+
+
+def _checked(
+    page: Page,
+    name: str,
+    axe_violations: Callable[[Page], list],
+    screenshot: Callable[[Page, str], Any],
+) -> None:
+    assert axe_violations(page) == [], name
+    screenshot(page, name)
+
+
+def _step(page: Page, action: str) -> None:
+    """Press the button of one workbench step and wait for the page it leads to."""
+    with page.expect_navigation():
+        page.locator(f"form[action$='/{action}/'] button").click()
+
+
+def test_staff_accept_ask_for_a_supplement_and_approve(
+    live_server, desktop_page, phone_page, axe_violations, console_errors, screenshot
+):
+    office = make_office()
+    item = make_item(office)
+    person = make_person(name="李娜")
+    citizen = make_user(username="lina", role="citizen", person=person)
+    case = make_case(item, applicant=person, actor=citizen)
+    base = live_server.url
+
+    # Given the clerk, logged in with a one-time code, on the department's queue
+    page = desktop_page
+    _log_in(page, base, office.staff, "/cases/queue/")
+    assert page.locator(".queue-table tbody tr").count() == 1
+    _checked(page, "desktop-cases-queue", axe_violations, screenshot)
+
+    # When they open the case, accept it, start the review and ask for a supplement
+    page.locator(".queue-table a").first.click()
+    page.wait_for_selector("#accept-title")
+    assert person.masked_id in page.locator(".facts").first.inner_text()
+    _checked(page, "desktop-cases-staff-submitted", axe_violations, screenshot)
+    _step(page, "accept")
+    _step(page, "review")
+    page.fill("#id_supplement-note", "请补充房屋租赁合同")
+    _step(page, "supplement_request")
+    assert Case.objects.get(pk=case.pk).state == Case.State.SUPPLEMENT_REQUESTED
+    _checked(page, "desktop-cases-staff-supplement", axe_violations, screenshot)
+    assert console_errors(page) == []
+
+    # Then the applicant sees the request on their phone and answers it
+    phone = phone_page
+    _log_in(phone, base, citizen, "/cases/")
+    _checked(phone, "phone-cases-my", axe_violations, screenshot)
+    phone.locator(".case-card a").first.click()
+    phone.wait_for_selector("#answer-title")
+    assert "请补充房屋租赁合同" in phone.locator(".supplement-note").inner_text()
+    _checked(phone, "phone-cases-supplement", axe_violations, screenshot)
+    phone.fill("#id_supplement-note", "租赁合同已上传")
+    with phone.expect_navigation():
+        phone.locator("form[action$='/supplement/'] button").click()
+    assert Case.objects.get(pk=case.pk).state == Case.State.IN_REVIEW
+
+    # And the clerk approves: the license is issued under the department's seal
+    page.reload()
+    assert "租赁合同已上传" in page.locator(".timeline").inner_text()
+    page.locator("input[name=decide-decision][value=approved]").check()
+    _step(page, "decide")
+    _checked(page, "desktop-cases-staff-decided", axe_violations, screenshot)
+    _step(page, "complete")
+    case.refresh_from_db()
+    assert case.state == Case.State.COMPLETED and case.result_license is not None
+    assert console_errors(page) == []
+
+    # The applicant finds the license linked from the case and rates the service
+    phone.reload()
+    phone.locator("input[name=evaluation-level][value='5']").check()
+    with phone.expect_navigation():
+        phone.locator("form[action$='/evaluate/'] button").click()
+    _checked(phone, "phone-cases-completed", axe_violations, screenshot)
+    phone.locator(f"a[href='/wallet/{case.result_license.pk}/']").click()
+    phone.wait_for_selector(".qr svg")
+    phone.go_back()
+    phone.locator("button[name=on][value='1']").click()
+    phone.wait_for_selector("body.elder")
+    _checked(phone, "phone-cases-completed-elder", axe_violations, screenshot)
+    assert console_errors(phone) == []
