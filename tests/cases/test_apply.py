@@ -6,6 +6,7 @@ window staff apply for someone with a recorded authorization."""
 import uuid
 
 import pytest
+from django.utils import timezone
 
 from tests.cases.apply_factories import (
     give_rows,
@@ -19,11 +20,16 @@ from tests.cases.apply_factories import (
 from tests.licensing.factories import issue_residence_permit
 from tests.people.factories import make_department, make_person, make_user
 from tongban.audit.models import AuditEntry
-from tongban.cases import services
+from tongban.cases import rules, services
+from tongban.cases.demo import DEMO_CASES
 from tongban.cases.models import Case, Submission, Upload
+from tongban.catalog.models import ServiceItem
 from tongban.core.errors import TongbanError
 from tongban.exchange.errors import GrantRevoked
+from tongban.licensing import selectors as license_selectors
 from tongban.licensing.models import Consent
+from tongban.people.models import User
+from tongban.portal.demo import seed_demo_city
 
 pytestmark = pytest.mark.django_db
 
@@ -360,3 +366,47 @@ def test_uploads_stay_unattached_when_a_submission_fails(city):
         )
     )
     assert Upload.objects.get(pk=upload.pk).submission is None
+
+
+def test_the_demo_city_applies_online_in_every_state_and_a_rerun_adds_nothing():
+    # Given the seeded demo city
+    report = seed_demo_city(residents=60, organizations=10)
+    assert report.created["demo cases"] == len(DEMO_CASES)
+
+    # Then at least ten items are fully online for the demo citizen
+    citizen = User.objects.get(username="citizen")
+    fully_online = [
+        item.code
+        for item in ServiceItem.objects.filter(is_active=True, audience__in=["person", "both"])
+        if services.application_prepare(item=item, actor=citizen).upload_count == 0
+    ]
+    assert len(fully_online) >= 10
+    # and at least five of the catalog's items have instant-approval rules in force
+    today = timezone.localdate()
+    ruled = [i for i in ServiceItem.objects.all() if rules.rule_in_force(i.code, on=today)]
+    assert len(ruled) >= 5
+
+    # and there are demo cases in every state, the instant ones with licenses that verify
+    assert set(Case.objects.values_list("state", flat=True)) == set(Case.State.values)
+    approved = Case.objects.filter(rule_report__outcome="approved")
+    assert approved.count() >= 5
+    for case in approved.exclude(result_license=None):
+        license = case.result_license
+        assert license.grant.automated
+        verified = license_selectors.license_verify(
+            text=license_selectors.license_offline_qr(license=license)
+        )
+        assert verified.valid, verified.reason
+    assert Case.objects.filter(rule_report__outcome="to_staff").exists()
+    assert (
+        Case.objects.filter(submission__bundle__code="marriage")
+        .values("department")
+        .distinct()
+        .count()
+        >= 3
+    )
+
+    # and a second run creates nothing
+    again = seed_demo_city(residents=60, organizations=10)
+    assert (again.created["demo cases"], again.created["case grants"]) == (0, 0)
+    assert again.created["rules signers"] == 0

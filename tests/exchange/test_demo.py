@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from tongban.audit.selectors import verify_log
+from tongban.cases.demo import DEMO_GRANTS as CASES_DEMO_GRANTS
 from tongban.exchange import services
 from tongban.exchange.demo import DEMO_GRANTS
 from tongban.exchange.models import AccessGrant, Dataset, ImportRun, Record
@@ -105,11 +106,15 @@ def test_the_demo_city_shares_consistent_data_and_a_rerun_imports_nothing():
     records = rows("criminal_record")
     assert sum(r["has_record"] for r in records) <= len(records) // 20  # almost nobody
 
-    # and the demo grants are approved by the data administrator
+    # and the demo grants (with those applications read through) are approved by the data
+    # administrator
     approved = AccessGrant.objects.filter(status=AccessGrant.Status.APPROVED)
     assert sorted(
         (g.consumer.code, g.dataset.code, g.mode, tuple(g.fields)) for g in approved
-    ) == sorted((g.consumer, g.dataset, g.mode, g.fields) for g in DEMO_GRANTS)
+    ) == sorted(
+        [(g.consumer, g.dataset, g.mode, g.fields) for g in DEMO_GRANTS]
+        + [(g.consumer, g.dataset, "query", g.fields) for g in CASES_DEMO_GRANTS]
+    )
     assert set(approved.values_list("decided_by__username", flat=True)) == {"dataadmin"}
 
     # When the demo staff member asks for a resident's granted fields

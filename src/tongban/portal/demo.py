@@ -19,6 +19,7 @@ from faker import Faker
 from stdnum.cn import ric, uscc
 
 from tongban.audit.services import checkpoint_create
+from tongban.cases.demo import cases_demo_seed
 from tongban.catalog.models import LicenseType
 from tongban.catalog.services import catalog_load
 from tongban.exchange.demo import DemoCity, exchange_demo_seed
@@ -169,6 +170,13 @@ def seed_demo_city(
         report.created["seals"] = _seed_seals()
     report.created["licenses"] = _seed_licenses(document["license_types"])
     report.created.update(_seed_exchange(progress))
+    report.created.update(
+        cases_demo_seed(
+            actor=ACTOR,
+            staff_for=_department_issuer,
+            approver=User.objects.filter(username="dataadmin").first(),
+        )
+    )
     checkpoint_create()
     return report
 
