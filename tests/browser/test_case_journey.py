@@ -1,11 +1,15 @@
-"""Online applications in a real browser: a department clerk accepts a case, asks for a
+"""Online applications in a real browser: the demo citizen applies for a certificate of
+residence without uploading anything, gets it at once from the instant-approval rules and
+has its QR accepted on the verification page; a department clerk accepts a case, asks for a
 supplement that the applicant answers on their phone, and approves it, which puts the
 license in the applicant's wallet. Every page passes axe-core without console errors."""
 
+import io
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page
 from tests.cases.factories import make_case, make_item
@@ -19,6 +23,12 @@ from tests.people.factories import (
 )
 
 from tongban.cases.models import Case
+from tongban.licensing.models import License
+
+# 居住证明开具: the rules issue the proof at once when the population register shows the
+# applicant living in the city (cases/rules.yaml).
+RESIDENCE_PROOF = "11370100004188063L-001106104000-01"
+DEMO_PASSWORD = "Tongban-demo-2026"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -49,6 +59,71 @@ def _step(page: Page, action: str) -> None:
     """Press the button of one workbench step and wait for the page it leads to."""
     with page.expect_navigation():
         page.locator(f"form[action$='/{action}/'] button").click()
+
+
+def test_the_demo_citizen_gets_a_certificate_at_once_and_it_verifies(
+    live_server, phone_page, desktop_page, axe_violations, console_errors, screenshot
+):
+    call_command(
+        "seed-demo", residents=10, organizations=2, stdout=io.StringIO(), stderr=io.StringIO()
+    )
+    base = live_server.url
+    page = phone_page
+
+    # Given the demo citizen, signed in, on the service guide
+    page.goto(f"{base}/account/login/?next=/items/{RESIDENCE_PROOF}/")
+    page.fill("#id_username", "citizen")
+    page.fill("#id_password", DEMO_PASSWORD)
+    page.locator("form.form button").click()
+    page.wait_for_url(f"**/items/{RESIDENCE_PROOF}/")
+
+    # When they start the application: every material is fetched, nothing to upload
+    page.locator(f"a[href='/cases/apply/{RESIDENCE_PROOF}/']").click()
+    page.wait_for_selector(".apply-form")
+    assert page.locator(".apply-form input[type=file]").count() == 0
+    assert page.locator(".instant-note").count() == 1
+    _checked(page, "phone-cases-apply-instant", axe_violations, screenshot)
+
+    # and state what the certificate is for, and submit
+    page.fill("#id_stated-purpose", "租房备案")
+    with page.expect_navigation():
+        page.locator(".apply-submit button").click()
+
+    # Then the decision and the certificate are there at once
+    case = Case.objects.filter(submitted_by__username="citizen").order_by("-pk").first()
+    assert page.url.endswith(f"/cases/{case.pk}/")
+    assert case.state == Case.State.COMPLETED and case.decision == Case.Decision.APPROVED
+    assert case.materials_uploaded == 0 and case.materials_fetched >= 1
+    assert page.locator(".case-result").count() == 1
+    _checked(page, "phone-cases-instant-approved", axe_violations, screenshot)
+
+    # and its QR code, shown from the wallet, is accepted on the verification page
+    page.locator(f".case-result a[href='/wallet/{case.result_license.pk}/']").click()
+    page.wait_for_selector(".qr svg")
+    qr_text = page.locator("#qr-text").input_value()
+    assert qr_text.startswith("TB1:")
+    page.goto(f"{base}/verify/")
+    page.fill("#text", qr_text)
+    page.locator(".verify-form button.btn-primary").click()
+    page.wait_for_selector(".verdict")
+    assert page.locator(".verdict-valid").count() == 1
+    license = License.objects.select_related("license_type").get(pk=case.result_license.pk)
+    verdict = page.locator(".verdict").inner_text()
+    assert license.holder_person.masked_id in verdict and license.license_type.name in verdict
+    _checked(page, "phone-cases-instant-verified", axe_violations, screenshot)
+    assert console_errors(page) == []
+
+    # And the application page holds up on a desktop
+    desktop = desktop_page
+    desktop.goto(f"{base}/account/login/?next=/cases/apply/{RESIDENCE_PROOF}/")
+    desktop.fill("#id_username", "citizen")
+    desktop.fill("#id_password", DEMO_PASSWORD)
+    desktop.locator("form.form button").click()
+    desktop.wait_for_selector(".apply-form")
+    _checked(desktop, "desktop-cases-apply-instant", axe_violations, screenshot)
+    desktop.goto(f"{base}/cases/")
+    _checked(desktop, "desktop-cases-my", axe_violations, screenshot)
+    assert console_errors(desktop) == []
 
 
 def test_staff_accept_ask_for_a_supplement_and_approve(
