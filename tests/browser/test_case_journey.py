@@ -177,6 +177,14 @@ def test_staff_accept_ask_for_a_supplement_and_approve(
     _step(page, "complete")
     case.refresh_from_db()
     assert case.state == Case.State.COMPLETED and case.result_license is not None
+
+    # The queue filters by state in place (htmx) and fits a phone
+    page.goto(f"{base}/cases/queue/")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.select_option("#id_state", "completed")
+    page.wait_for_url("**state=completed*")
+    page.wait_for_selector(".queue-table tbody tr")
+    _checked(page, "phone-cases-queue-completed", axe_violations, screenshot)
     assert console_errors(page) == []
 
     # The applicant finds the license linked from the case and rates the service
