@@ -3,9 +3,11 @@ submission reads the data through the exchange (audited under the case number), 
 bundle creates one case per item all or none, retries return the first submission, and
 window staff apply for someone with a recorded authorization."""
 
+import threading
 import uuid
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from tests.cases.apply_factories import (
@@ -410,3 +412,89 @@ def test_the_demo_city_applies_online_in_every_state_and_a_rerun_adds_nothing():
     again = seed_demo_city(residents=60, organizations=10)
     assert (again.created["demo cases"], again.created["case grants"]) == (0, 0)
     assert again.created["rules signers"] == 0
+
+
+def test_a_supplement_is_answered_with_the_applicants_own_upload(city):
+    user = make_user(role="citizen")
+    give_rows(city, user.person)
+    grant_reads(city.health, city)
+    item = make_health_item(city)
+    permit = upload_pdf(user, "residence_permit")
+    case = services.application_submit(
+        item=item,
+        actor=user,
+        uploads={"residence_permit": [permit.pk]},
+        consent_datasets=["marriage"],
+        idempotency_key=key(),
+    ).cases.get()
+    staff = make_user(role="staff", department=city.health)
+    services.case_accept(case=case, actor=staff)
+    services.case_supplement_request(case=case, actor=staff, note="请补充清晰的居住证")
+    stranger_file = upload_pdf(make_user(role="citizen"), "residence_permit")
+    for answer, code in [
+        ({"key": "residence_permit", "upload": stranger_file.pk}, "upload_not_found"),
+        ({"key": "residence_permit", "upload": permit.pk}, "upload_not_found"),  # attached
+        ({"key": "birth_certificate", "upload": permit.pk}, "material_unknown"),
+        ({"key": "residence_permit", "source": "license", "license": "forged"}, "upload_not_found"),
+    ]:
+        error = caught(
+            lambda a=answer: services.case_supplement_answer(case=case, actor=user, materials=[a])
+        )
+        assert error.code == code
+    assert Case.objects.get(pk=case.pk).state == Case.State.SUPPLEMENT_REQUESTED
+
+    clearer = upload_pdf(user, "residence_permit")
+    case = services.case_supplement_answer(
+        case=case,
+        actor=user,
+        materials=[{"key": "residence_permit", "source": "license", "upload": clearer.pk}],
+    )
+
+    assert case.materials[0] == {
+        "key": "residence_permit",
+        "name": "居住证",
+        "required": True,
+        "source": "upload",
+        "upload": clearer.pk,
+        "uploads": [clearer.pk],
+    }
+    assert (case.materials_fetched, case.materials_uploaded) == (2, 1)
+    clearer.refresh_from_db()
+    assert (clearer.case, clearer.submission) == (case, case.submission)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bundle_retried_concurrently_makes_one_submission(city, citizen):
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite serializes writers; the race needs PostgreSQL")
+    for department in (city.health, city.education):
+        grant_reads(department, city)
+    bundle = make_bundle(
+        [make_health_item(city), make_health_item(city, code="EDU-1", department=city.education)]
+    )
+    same = key()
+    results = []
+    barrier = threading.Barrier(4)
+
+    def submit():
+        barrier.wait()
+        try:
+            results.append(
+                services.application_submit(
+                    bundle=bundle,
+                    actor=citizen,
+                    consent_datasets=["marriage"],
+                    idempotency_key=same,
+                ).pk
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4 and len(set(results)) == 1
+    assert (Submission.objects.count(), Case.objects.count(), Consent.objects.count()) == (1, 2, 2)
+    assert AuditEntry.objects.filter(action="exchange.query").count() == 4

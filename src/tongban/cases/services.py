@@ -372,13 +372,52 @@ def case_supplement_answer(
             deadline = working_days_add(case.due_at, paused, calendar=calendar)
             case.due_at, case.due_provisional = deadline.due, deadline.provisional
         case.paused_at = None
+    if case.state not in TRANSITIONS["supplement_answer"][0]:
+        raise CaseTransitionInvalid(transition="supplement_answer", state=case.state)
     if materials:
-        by_key = {m["key"]: m for m in materials}
-        case.materials = [by_key.get(m["key"], m) for m in case.materials]
-        case.materials_uploaded = sum(m.get("source") == "upload" for m in case.materials)
+        case.materials = _supplement_materials(case, materials, actor=actor)
+        case.materials_fetched = sum(m.get("source") in (LICENSE, DATASET) for m in case.materials)
+        case.materials_uploaded = sum(m.get("source") == UPLOAD for m in case.materials)
     return _transition(
         case, "supplement_answer", actor=actor, note=note, after={"due_at": case.due_at}
     )
+
+
+def _supplement_materials(
+    case: Case, answers: list[dict[str, Any]], *, actor: User
+) -> list[dict[str, Any]]:
+    """The case's materials with the answered ones replaced by the files given: each answer
+    names one of the case's materials and the actor's own uploads for it, not yet attached
+    to anything (they are attached to the case now). Only the key and the upload ids of an
+    answer are read, so an answer cannot claim a license or data it does not have."""
+    current = {m["key"]: m for m in case.materials}
+    replaced: dict[str, dict[str, Any]] = {}
+    for answer in answers:
+        key = str(answer.get("key"))
+        if key not in current:
+            raise CaseInputInvalid(
+                _("This application asks for no such material."), code="material_unknown"
+            )
+        ids = list(
+            dict.fromkeys(
+                i for i in [answer.get("upload"), *answer.get("uploads", [])] if i is not None
+            )
+        )
+        if not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise UploadNotFound(material=key)
+        files = Upload.objects.filter(
+            pk__in=ids,
+            uploaded_by=actor,
+            material_key=key,
+            submission__isnull=True,
+            case__isnull=True,
+        )
+        if files.count() != len(ids):
+            raise UploadNotFound(material=key)
+        files.update(case=case, submission=case.submission_id)
+        entry = {k: current[key][k] for k in ("key", "name", "required") if k in current[key]}
+        replaced[key] = entry | {"source": UPLOAD, "upload": ids[0], "uploads": ids}
+    return [replaced.get(m["key"], m) for m in case.materials]
 
 
 @transaction.atomic
