@@ -177,8 +177,8 @@ def _with_due(page: Page) -> Page:
 
 
 def _case_uploads(case: Case) -> dict[int, Upload]:
-    """The files a case's materials name: those of its submission or its own, and those
-    its applicant uploaded to answer a supplement (not attached to anything)."""
+    """The files a case's materials name, among those attached to its submission or to the
+    case itself (a supplement answer's)."""
     ids = {
         pk
         for entry in case.materials
@@ -188,9 +188,7 @@ def _case_uploads(case: Case) -> dict[int, Upload]:
     return {
         u.pk: u
         for u in Upload.objects.filter(pk__in=ids).filter(
-            Q(case=case)
-            | Q(submission_id=case.submission_id)
-            | Q(case__isnull=True, submission__isnull=True)
+            Q(case=case) | Q(submission_id=case.submission_id)
         )
     }
 
