@@ -790,7 +790,8 @@ def application_submit(
 
     Materials are resolved again here (licenses, then data, then uploads); the consents the
     applicant agreed to are granted once per dataset and department; each case's department
-    then reads the data through the exchange, audited under the case number. A required
+    then reads the data through the exchange, audited under the case number, and an item
+    with instant-approval rules in force is judged by them (see `_rules_apply`). A required
     material without a source refuses the whole submission (materials_missing) and changes
     nothing. A retry with the same idempotency key returns the first submission."""
     earlier = _submission_existing(actor, str(idempotency_key).strip())

@@ -4,7 +4,9 @@ random name in `settings.UPLOAD_DIR`, which lies outside the web root: nothing s
 pages hand files out only after checking who asks.
 
 A refused file leaves nothing behind: it is written to a temporary name first and only
-renamed to its final name once every check has passed, and removed on any failure."""
+renamed to its final name once every check has passed, and removed on any failure. Call
+`upload_store` in its own transaction (as the pages do): if an enclosing transaction rolled
+back after it, the file would stay on disk without a record, unreachable but not removed."""
 
 import hashlib
 import os
