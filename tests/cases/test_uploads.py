@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.cases.apply_factories import PDF, upload_dir
+from tests.cases.apply_factories import PDF, upload_dir  # noqa: F401  (autouse fixture)
 from tests.people.factories import make_user
 from tongban.audit.models import AuditEntry
 from tongban.cases import uploads
@@ -64,7 +64,9 @@ def test_a_file_is_typed_by_its_content_and_stored_outside_the_web_root(
     )
     assert upload.sha256 == hashlib.sha256(content).hexdigest()
     path = uploads.upload_path(upload)
-    assert path.parent == settings.UPLOAD_DIR and len(path.name) == 32 and path.read_bytes() == content
+    assert (
+        path.parent == settings.UPLOAD_DIR and len(path.name) == 32 and path.read_bytes() == content
+    )
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for web_root in (settings.STATIC_ROOT, settings.MEDIA_ROOT):
         assert web_root not in path.parents
