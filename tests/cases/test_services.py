@@ -130,7 +130,11 @@ def test_approval_issues_the_result_license_to_the_applicant(office, item):
     assert license is not None and license.holder_person == applicant
     assert license.license_type == office.license_type and license.status == License.Status.VALID
     entry = AuditEntry.objects.filter(action="case.decide").get()
-    assert entry.after == {"state": "decided", "decision": "approved", "license": license.identifier}
+    assert entry.after == {
+        "state": "decided",
+        "decision": "approved",
+        "license": license.identifier,
+    }
 
 
 def test_rejection_needs_reasons_and_issues_nothing(office, item):
