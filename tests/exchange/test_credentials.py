@@ -143,6 +143,16 @@ def test_a_rotated_token_works_through_the_grace_day_then_not(consumer, admin):
         assert ask(f"Bearer {new_token}").status_code == 200
 
 
+@pytest.mark.parametrize("days", [1, 90, services.CREDENTIAL_DAYS])
+def test_a_rotated_token_lasts_as_long_as_the_one_it_replaces(consumer, admin, days):
+    old, _token = services.credential_create(
+        department=consumer, name="系统", actor=admin, days=days
+    )
+    new, _new_token = services.credential_rotate(credential=old, actor=admin)
+    lifetime = new.expires_at - new.created_at
+    assert abs(lifetime - dt.timedelta(days=days)) < dt.timedelta(seconds=5)
+
+
 def test_a_revoked_department_grant_stops_the_credential_too(consumer, admin):
     _credential, token = services.credential_create(department=consumer, name="系统", actor=admin)
     grant = consumer.access_grants.get()

@@ -194,11 +194,6 @@ def test_a_query_returns_the_granted_fields_of_the_subjects_rows_typed(world, ru
     assert len(running_provider.log_lines()) == logged_before + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services.data_query/fact_verify do not yet pass their request id to "
-    "remote.provider_fetch(request_id=...); remove this mark when they do",
-)
 def test_the_audit_entry_and_the_providers_log_share_the_request_id(world, running_provider):
     _population, _admin, caller = world
     logged_before = len(running_provider.log_lines())

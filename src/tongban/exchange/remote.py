@@ -7,7 +7,6 @@ The wire format is defined once, in `provider`, which a department runs beside i
 import http.client
 import logging
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,7 +48,7 @@ def provider_fetch(
     fields: list[str],
     purpose: str,
     consumer: str,
-    request_id: str | None = None,
+    request_id: str,
 ) -> list[dict[str, Any]]:
     """The subject's rows from the provider's system, each holding only `fields`, typed as
     the catalog says. Raises ProviderUnavailable (or ProviderAnswerInvalid) and returns
@@ -57,7 +56,6 @@ def provider_fetch(
 
     `request_id` travels to the provider, which logs it: pass the id the audit entry
     carries, so the two logs can be matched."""
-    request_id = request_id or uuid.uuid4().hex
     try:
         verifier = verifier_from_public_bytes("EdDSA", bytes(dataset.provider_public_key or b""))
     except InvalidKey:

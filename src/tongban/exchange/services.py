@@ -54,6 +54,7 @@ from .models import (
 GRANT_MAX_DAYS = 3 * 366
 CREDENTIAL_DAYS = 365
 ROTATION_GRACE = dt.timedelta(hours=24)
+DAY = dt.timedelta(days=1)
 TOKEN_PREFIX = "tbx"  # noqa: S105 - a label, not a secret
 IDEMPOTENCY_TTL = dt.timedelta(hours=24)
 
@@ -520,9 +521,16 @@ def _consent_check(*, caller: Caller, dataset: Dataset, subject: tuple[str, str]
 
 
 def _rows_read(
-    *, dataset: Dataset, subject: str, fields: Sequence[str], caller: Caller, purpose: str
+    *,
+    dataset: Dataset,
+    subject: str,
+    fields: Sequence[str],
+    caller: Caller,
+    purpose: str,
+    request_id: str,
 ) -> list[dict[str, Any]]:
-    """The subject's rows from wherever the dataset lives, cut down to `fields`."""
+    """The subject's rows from wherever the dataset lives, cut down to `fields`. A remote
+    provider gets `request_id`, the one the audit entry carries, so both logs match."""
     if dataset.source == Dataset.Source.REMOTE:
         rows = remote.provider_fetch(
             dataset=dataset,
@@ -530,6 +538,7 @@ def _rows_read(
             fields=list(fields),
             purpose=purpose,
             consumer=caller.department.code,
+            request_id=request_id,
         )
     elif dataset.source == Dataset.Source.LICENSES:
         rows = _license_rows(subject)
@@ -632,8 +641,14 @@ def data_query(
     subject, audit_subject = _subject_checked(dataset, subject)
     grant = _grant_in_force(grants=grants, purpose=purpose, fields=fields, verify=False)
     _consent_check(caller=caller, dataset=dataset, subject=audit_subject)
+    request_id = uuid.uuid4().hex
     rows = _rows_read(
-        dataset=dataset, subject=subject, fields=fields, caller=caller, purpose=purpose
+        dataset=dataset,
+        subject=subject,
+        fields=fields,
+        caller=caller,
+        purpose=purpose,
+        request_id=request_id,
     )
     by_key = {f["key"]: f for f in dataset.fields}
     rows = [
@@ -643,7 +658,6 @@ def data_query(
         }
         for row in rows
     ]
-    request_id = uuid.uuid4().hex
     entry = audit_record(
         action="exchange.query",
         actor=caller.label,
@@ -701,11 +715,16 @@ def fact_verify(
     subject, audit_subject = _subject_checked(dataset, subject)
     grant = _grant_in_force(grants=grants, purpose=purpose, fields=spec.fields, verify=True)
     _consent_check(caller=caller, dataset=dataset, subject=audit_subject)
+    request_id = uuid.uuid4().hex
     rows = _rows_read(
-        dataset=dataset, subject=subject, fields=spec.fields, caller=caller, purpose=purpose
+        dataset=dataset,
+        subject=subject,
+        fields=spec.fields,
+        caller=caller,
+        purpose=purpose,
+        request_id=request_id,
     )
     result = spec.answer(rows, params, timezone.localdate())
-    request_id = uuid.uuid4().hex
     entry = audit_record(
         action="exchange.verify",
         actor=caller.label,
@@ -801,7 +820,8 @@ def credential_rotate(
         department=old.department,
         name=old.name,
         actor=actor,
-        days=max(1, (old.expires_at - old.created_at).days),
+        # Rounded: created_at is stamped a moment after expires_at was computed.
+        days=min(CREDENTIAL_DAYS, max(1, round((old.expires_at - old.created_at) / DAY))),
         rate_limit=old.rate_limit,
     )
     old.replaced_by = new
