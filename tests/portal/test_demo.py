@@ -9,6 +9,7 @@ from stdnum.cn import ric, uscc
 from tongban.audit.selectors import verify_log
 from tongban.catalog.models import Bundle, LicenseType, ServiceItem
 from tongban.catalog.selectors import item_search
+from tongban.exchange.proofs import PROOFS, proofs_offered
 from tongban.licensing.models import License, Seal
 from tongban.people.models import Department, Organization, Person, User
 from tongban.portal import demo
@@ -49,6 +50,8 @@ def test_seed_builds_the_demo_city_and_a_rerun_changes_nothing():
     assert License.objects.filter(holder_person=citizen.person).count() >= 5
     assert License.objects.filter(holder_organization__isnull=False).exists()
     assert Seal.objects.count() >= 5
+    # and every proof type (电子证明) can be asked for online, signed at once
+    assert {offer.license_type.code for offer in proofs_offered()} == set(PROOFS)
     for name in (
         "个体工商户登记",
         "食品经营许可",

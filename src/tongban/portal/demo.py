@@ -23,7 +23,8 @@ from tongban.cases.demo import cases_demo_seed
 from tongban.catalog.models import LicenseType
 from tongban.catalog.services import catalog_load
 from tongban.exchange.demo import DemoCity, exchange_demo_seed
-from tongban.licensing.models import License
+from tongban.exchange.proofs import proof_signers_setup
+from tongban.licensing.models import License, SealGrant
 from tongban.licensing.services import license_issue, seal_create, seal_grant_create
 from tongban.people import services as people_services
 from tongban.people.models import Department, Organization, Person, User
@@ -170,6 +171,7 @@ def seed_demo_city(
         report.created["seals"] = _seed_seals()
     report.created["licenses"] = _seed_licenses(document["license_types"])
     report.created.update(_seed_exchange(progress))
+    report.created["proof signers"] = _seed_proof_signers()
     report.created.update(
         cases_demo_seed(
             actor=ACTOR,
@@ -296,6 +298,13 @@ def _seed_exchange(progress: Progress | None) -> dict[str, int]:
         approver=User.objects.filter(username="dataadmin").first(),
         progress=progress,
     )
+
+
+def _seed_proof_signers() -> int:
+    """Automated seal grants for the departments that issue proofs (电子证明) on demand."""
+    before = SealGrant.objects.filter(automated=True).count()
+    proof_signers_setup(actor=ACTOR)
+    return SealGrant.objects.filter(automated=True).count() - before
 
 
 ISSUER_SUFFIX = "-issuer"
