@@ -30,7 +30,7 @@ from tongban.exchange.demo import CATALOG_FILE as DATASETS_FILE
 from tongban.exchange.proofs import automated_grant_ensure
 from tongban.licensing import selectors as license_selectors
 from tongban.licensing.models import License
-from tongban.licensing.services import seal_create
+from tongban.licensing.services import InvalidSurface, seal_create
 from tongban.portal.demo import CATALOG_FILE
 
 pytestmark = pytest.mark.django_db
@@ -402,3 +402,28 @@ def test_an_instant_approval_is_told_as_one_decision(
     assert Notification.objects.get(event="decide").text == notifications.case_message(
         Case.objects.get(pk=case.pk), "decide", case.decision_reason
     )
+
+
+def test_staff_approve_a_case_the_rules_could_not_with_the_license_details_they_give(
+    city, item, signer
+):
+    # Given a case the rules left to staff (the form asked for no license details)
+    user = applicant(city, division_code="110101")
+    case = submit(item, user)
+    staff = city.police.staff
+    case = services.case_review(case=services.case_accept(case=case, actor=staff), actor=staff)
+    assert case.form_data == {}
+    before = (AuditEntry.objects.count(), License.objects.count())
+
+    # When staff approve without the details the license needs, nothing changes
+    with pytest.raises(InvalidSurface):
+        services.case_decide(case=case, actor=staff, approve=True, reasons="")
+    case.refresh_from_db()
+    assert (case.state, case.decision, case.form_data) == (State.IN_REVIEW, "", {})
+    assert (AuditEntry.objects.count(), License.objects.count()) == before
+
+    # When they give them, the license is issued with them and they are kept on the case
+    stated = {"address": "演示市历下区经十路1号", "since": "2025-03-01"}
+    case = services.case_decide(case=case, actor=staff, approve=True, reasons="", surface=stated)
+    assert case.state == State.DECIDED and case.result_license.surface == stated
+    assert Case.objects.get(pk=case.pk).form_data == {"surface": stated}

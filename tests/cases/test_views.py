@@ -622,3 +622,28 @@ def test_staff_see_why_the_rules_did_not_approve(client, english, city, instant)
     page = client.get(f"/cases/queue/{case.pk}/").content.decode()
     assert "Not every condition holds" in page and "在本市登记居住" in page
     assert f'action="/cases/queue/{case.pk}/accept/"' in page
+
+
+def test_staff_give_the_license_details_the_applicant_did_not_when_approving(
+    client, english, world
+):
+    world.case.form_data = {}
+    world.case.save(update_fields=["form_data"])
+    services.case_accept(case=world.case, actor=world.staff)
+    services.case_review(case=world.case, actor=world.staff)
+    world.staff_client(client)
+    url = f"/cases/queue/{world.case.pk}/decide/"
+    before = world.snapshot()
+
+    response = _post(client, url, {"decide-decision": "approved"})
+
+    assert response.status_code == 422
+    assert response.content.decode().count("Needed for the license an approval issues.") == 2
+    assert world.snapshot() == before
+    details = {
+        "decide-surface__address": "演示市历下区经十路1号",
+        "decide-surface__since": "2025-03-01",
+    }
+    assert _post(client, url, {"decide-decision": "approved"} | details).status_code == 302
+    license = Case.objects.get(pk=world.case.pk).result_license
+    assert license.surface == {"address": "演示市历下区经十路1号", "since": "2025-03-01"}

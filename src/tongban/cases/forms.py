@@ -2,6 +2,7 @@
 input); the services decide what is allowed, and their coded errors are put back on these
 forms beside the input they name."""
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -9,6 +10,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from tongban.core.i18n import translated
+from tongban.licensing.forms import surface_field
 
 from .models import Case
 from .resolution import UPLOAD
@@ -39,7 +41,11 @@ class ReasonForm(forms.Form):
 
 
 class DecideForm(forms.Form):
-    """准予 / 不予: a rejection needs reasons, an approval may give them."""
+    """准予 / 不予: a rejection needs reasons, an approval may give them. Where approving
+    issues a license, its surface fields (照面信息) follow, filled with what the applicant
+    stated; they are needed only for an approval."""
+
+    SURFACE_PREFIX = "surface__"
 
     decision = forms.ChoiceField(
         label=_("Decision"), choices=Case.Decision.choices, widget=forms.RadioSelect
@@ -49,6 +55,39 @@ class DecideForm(forms.Form):
         required=False,
         help_text=_("Required for a rejection; the applicant reads them."),
     )
+
+    def __init__(self, *args: Any, case: Case, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        license_type = case.item.result_license_type
+        schema = (license_type.surface_schema or {}) if license_type else {}
+        self.stated = case.form_data.get("surface", {})
+        self.surface_required = set(schema.get("required", []))
+        for name, prop in schema.get("properties", {}).items():
+            field = surface_field(prop, required=False)
+            field.initial = self.stated.get(name)
+            self.fields[self.SURFACE_PREFIX + name] = field
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("decision") == Case.Decision.APPROVED:
+            given = self.stated | self.surface()
+            for name in self.surface_required:
+                if given.get(name) in (None, ""):
+                    self.add_error(
+                        self.SURFACE_PREFIX + name, _("Needed for the license an approval issues.")
+                    )
+        return cleaned
+
+    def surface(self) -> dict[str, Any]:
+        """The surface fields given, as JSON (dates as ISO strings, empty ones left out);
+        the service keeps what the applicant stated for the others."""
+        return {
+            name.removeprefix(self.SURFACE_PREFIX): (
+                value.isoformat() if isinstance(value, dt.date) else value
+            )
+            for name, value in self.cleaned_data.items()
+            if name.startswith(self.SURFACE_PREFIX) and value not in (None, "")
+        }
 
 
 class WithdrawForm(forms.Form):

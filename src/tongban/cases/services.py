@@ -421,9 +421,19 @@ def _supplement_materials(
 
 
 @transaction.atomic
-def case_decide(*, case: Case, actor: Any, approve: bool, reasons: str) -> Case:
+def case_decide(
+    *,
+    case: Case,
+    actor: Any,
+    approve: bool,
+    reasons: str,
+    surface: Mapping[str, Any] | None = None,
+) -> Case:
     """决定: approve or reject with reasons. Approving an item that yields a license issues
-    it to the applicant under the deciding staff member's seal grant."""
+    it to the applicant under the deciding staff member's seal grant, with the surface
+    (照面信息) the applicant stated, completed or corrected by `surface` — which staff give
+    where the form asked for none (an item the rules could not approve, the second license
+    of a bundle); what staff give is kept in the case's form data."""
     reasons = _note_checked(reasons, required=not approve)
     case = _locked(case)
     if not is_staff_of(actor, case):
@@ -436,11 +446,11 @@ def case_decide(*, case: Case, actor: Any, approve: bool, reasons: str) -> Case:
     case.decided_by = actor_label(actor)
     license_type = case.item.result_license_type
     if approve and license_type is not None:
+        stated = dict(case.form_data.get("surface", {})) | dict(surface or {})
+        if surface:
+            case.form_data = {**case.form_data, "surface": stated}
         case.result_license = license_issue(
-            license_type=license_type,
-            holder=case.applicant,
-            surface=dict(case.form_data.get("surface", {})),
-            actor=actor,
+            license_type=license_type, holder=case.applicant, surface=stated, actor=actor
         )
     return _transition(
         case,

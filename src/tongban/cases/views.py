@@ -123,7 +123,9 @@ def _error_show(form: forms.Form, exc: TongbanError, field_for: Callable[[str], 
         form.add_error(field if field in form.fields else None, str(error.get("message")))
 
 
-def _attempt(form: forms.Form, action: Callable[[], T]) -> T | None:
+def _attempt(
+    form: forms.Form, action: Callable[[], T], field_for: Callable[[str], str] = str
+) -> T | None:
     """The service's result when the form is valid and the service agrees; otherwise None,
     with the reason on the form, so the page shows it instead of an error page."""
     if not form.is_valid():
@@ -131,7 +133,7 @@ def _attempt(form: forms.Form, action: Callable[[], T]) -> T | None:
     try:
         return action()
     except TongbanError as exc:
-        _error_show(form, exc, lambda name: name)
+        _error_show(form, exc, field_for)
         return None
 
 
@@ -656,7 +658,7 @@ def _staff_forms(
         "supplement_request": lambda d: ReasonForm(
             d, prefix="supplement", label=gettext_lazy("What is missing")
         ),
-        "decide": lambda d: DecideForm(d, prefix="decide"),
+        "decide": lambda d: DecideForm(d, case=case, prefix="decide"),
         "complete": lambda d: forms.Form(d, prefix="complete"),
     }
     allowed = selectors.case_actions(case, user)
@@ -695,7 +697,8 @@ def staff_case(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "cases/staff_case.html", _staff_context(case, _staff_forms(case, user)))
 
 
-def _staff_run(action: str, case: Case, user: User, data: dict[str, Any]) -> Case:
+def _staff_run(action: str, case: Case, user: User, form: forms.Form) -> Case:
+    data = form.cleaned_data
     if action == "accept":
         return services.case_accept(case=case, actor=user)
     if action == "not_accept":
@@ -710,6 +713,7 @@ def _staff_run(action: str, case: Case, user: User, data: dict[str, Any]) -> Cas
             actor=user,
             approve=data["decision"] == Case.Decision.APPROVED,
             reasons=data["reasons"],
+            surface=form.surface() if isinstance(form, DecideForm) else None,
         )
     return services.case_complete(case=case, actor=user)
 
@@ -724,7 +728,9 @@ def staff_act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     case = selectors.case_for_staff(user, pk)
     action_forms = _staff_forms(case, user, request.POST, action)
     form = action_forms[action]
-    if _attempt(form, lambda: _staff_run(action, case, user, form.cleaned_data)):
+    # The license's schema names its surface fields, which the decision form prefixes.
+    field_for = (lambda name: DecideForm.SURFACE_PREFIX + name) if action == "decide" else str
+    if _attempt(form, lambda: _staff_run(action, case, user, form), field_for):
         messages.success(request, STAFF_DONE[action])
         return redirect("cases:staff_case", pk=pk)
     case.refresh_from_db()

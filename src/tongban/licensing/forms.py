@@ -12,7 +12,8 @@ from tongban.catalog.models import LicenseType
 from tongban.core.i18n import translated
 
 
-def _field(schema: dict[str, Any], *, required: bool) -> forms.Field:
+def surface_field(schema: dict[str, Any], *, required: bool) -> forms.Field:
+    """The form field for one property of a surface schema."""
     label = translated(schema, "title") or None
     if schema.get("enum"):
         choices = [("", "—")] * (not required) + [(str(v), str(v)) for v in schema["enum"]]
@@ -47,7 +48,7 @@ class SurfaceForm(forms.Form):
         schema = license_type.surface_schema or {}
         required = set(schema.get("required", []))
         for name, prop in schema.get("properties", {}).items():
-            self.fields[name] = _field(prop, required=name in required)
+            self.fields[name] = surface_field(prop, required=name in required)
 
     def surface(self) -> dict[str, Any]:
         """The cleaned values as JSON: dates as ISO strings, empty optional fields left out."""
