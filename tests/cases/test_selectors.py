@@ -85,7 +85,7 @@ def test_staff_see_only_their_departments_cases(office, item):
 
     assert [e.case for e in selectors.queue_for_staff(office.staff)] == [case]
     assert selectors.case_for_staff(office.staff, case.pk) == case
-    assert selectors.queue_for_staff(other) == []
+    assert list(selectors.queue_for_staff(other)) == []
     assert code_of(lambda: selectors.case_for_staff(other, case.pk)) == ("case_not_found", 404)
     citizen = make_user(role="citizen")
     assert code_of(lambda: selectors.queue_for_staff(citizen)) == ("permission_denied", 403)
@@ -116,6 +116,7 @@ def test_the_queue_is_sorted_by_due_date_with_working_day_warnings(office, item)
     assert [e.case for e in queue] == [soon, middle, later]
     flags = [(e.deadline.overdue, e.deadline.near_due, e.deadline.working_days_left) for e in queue]
     assert flags == [(True, False, -1), (False, True, 1), (False, False, 8)]
+    assert (len(queue), [e.case for e in queue[1:]], queue[-1].case) == (3, [middle, later], later)
     assert [e.case for e in selectors.queue_for_staff(office.staff, "not_accepted")] == [closed]
     assert code_of(lambda: selectors.queue_for_staff(office.staff, "lost")) == (
         "state_invalid",

@@ -3,7 +3,9 @@ an applicant sees only their own cases (a citizen's, or their organization's for
 and those they submitted for someone), staff only their own department's."""
 
 import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -174,7 +176,7 @@ def _staff_department_id(user: User) -> int:
 
 def queue_for_staff(
     user: User, state: str | None = None, *, today: dt.date | None = None
-) -> list[QueueEntry]:
+) -> "StaffQueue":
     """待办: the department's open cases (or those in one state), the soonest due first,
     each with its overdue and near-due flags counted in working days."""
     department_id = _staff_department_id(user)
@@ -189,9 +191,46 @@ def queue_for_staff(
         .select_related("item", "applicant_person", "applicant_organization", "submission")
         .order_by("due_at", "submitted_at", "pk")
     )
-    calendar = WorkingCalendar()
-    today = today or timezone.localdate()
-    return [QueueEntry(case, case_deadline(case, today=today, calendar=calendar)) for case in cases]
+    return StaffQueue(cases, today=today or timezone.localdate())
+
+
+class StaffQueue(Sequence[QueueEntry]):
+    """The queue as a lazy sequence: a page of it (a slice) reads only that page's cases
+    and counts only their deadlines, so a department with thousands of open cases pays
+    for twenty."""
+
+    def __init__(self, cases: QuerySet[Case], *, today: dt.date) -> None:
+        self._cases = cases
+        self._today = today
+        self._calendar = WorkingCalendar()
+        self._count: int | None = None
+
+    def _entries(self, cases: Iterable[Case]) -> list[QueueEntry]:
+        return [
+            QueueEntry(case, case_deadline(case, today=self._today, calendar=self._calendar))
+            for case in cases
+        ]
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = self._cases.count()
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> QueueEntry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[QueueEntry]: ...
+
+    def __getitem__(self, index: int | slice) -> QueueEntry | list[QueueEntry]:
+        if isinstance(index, slice):
+            return self._entries(self._cases[index])
+        if index < 0:
+            index += len(self)
+        return self._entries([self._cases[index]])[0]
+
+    def __iter__(self) -> Iterator[QueueEntry]:
+        return iter(self._entries(self._cases))
 
 
 def cases_for_staff(user: User) -> QuerySet[Case]:
