@@ -102,6 +102,20 @@ def test_a_person_type_is_not_issued_to_an_organization():
         )
 
 
+def test_a_type_for_persons_and_organizations_is_issued_to_either():
+    office = make_office()
+    office.license_type.holder_kind = "both"
+    office.license_type.save(update_fields=["holder_kind"])
+    for holder in (make_person(), make_organization()):
+        license = license_issue(
+            license_type=office.license_type,
+            holder=holder,
+            surface=dict(SURFACE),
+            actor=office.staff,
+        )
+        assert holder in (license.holder_person, license.holder_organization)
+
+
 def test_status_changes_update_the_status_list_and_revocation_is_final():
     office = make_office()
     license = issue_residence_permit(office)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tongban.audit.services import audit_record
-from tongban.catalog.models import LicenseType
+from tongban.catalog.models import Audience, LicenseType
 from tongban.core.errors import ConflictError, PermissionDeniedError, ValidationError
 from tongban.core.ids import credit_code_validate
 from tongban.people.models import Department, Organization, Person, User
@@ -202,7 +202,6 @@ def holder_subject(held: License | Consent) -> tuple[str, str]:
     raise ValueError("there is always a holder")  # the database constraints say so
 
 
-
 def license_metadata(license: License) -> dict[str, Any]:
     """The GB/T 36903 metadata of a license, as signed: the canonical record."""
     code_type, holder_code = holder_subject(license)
@@ -262,7 +261,10 @@ def license_issue(
     now = timezone.now()
     grant = _active_grant(user=actor, license_type=license_type, now=now)
     is_person = isinstance(holder, Person)
-    if license_type.holder_kind != ("person" if is_person else "organization"):
+    if license_type.holder_kind not in (
+        Audience.BOTH,
+        Audience.PERSON if is_person else Audience.ORGANIZATION,
+    ):
         raise WrongHolderKind()
     if not license_type.standard_code:
         raise TypeNotStandardized()
@@ -458,8 +460,7 @@ def _holds(user: User, held: License | Consent) -> bool:
         return user.person_id is not None and held.holder_person_id == user.person_id
     if user.role == User.Role.ORG_AGENT:
         return (
-            user.organization_id is not None
-            and held.holder_organization_id == user.organization_id
+            user.organization_id is not None and held.holder_organization_id == user.organization_id
         )
     return False
 

@@ -367,14 +367,33 @@ def _surface(row: dict[str, Any], holder: Person | Organization, rng: random.Ran
     return surface
 
 
+# The age a person must have reached to hold these (a child drives no car and has no
+# marriage certificate).
+HOLDER_MIN_AGE = {
+    "LT-DRIVER-LICENSE": 18,
+    "LT-MARRIAGE": 22,
+    "LT-TEACHER-CERT": 20,
+    "LT-PENSION-APPROVAL": 60,
+    "LT-PROPERTY": 18,
+}
+
+
+def _may_hold(holder: Person | Organization, type_code: str) -> bool:
+    if not isinstance(holder, Person):
+        return True
+    born, on = holder.birth_date, REFERENCE_DATE
+    age = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+    return age >= HOLDER_MIN_AGE.get(type_code, 0)
+
+
 def _seed_licenses(rows: list[dict[str, Any]]) -> int:
     """Demo holders hold licenses: the demo citizen and organization every type of their
     kind, and some residents and organizations a few. Skips what they already hold."""
     rng = random.Random(SEED + 2)  # noqa: S311  (reproducible demo data, not secrets)
     types = {t.code: t for t in LicenseType.objects.exclude(standard_code=None)}
     rows = [r for r in rows if r["code"] in types and r.get("example") and r["kind"] == "license"]
-    person_rows = [r for r in rows if r["holder_kind"] == "person"]
-    org_rows = [r for r in rows if r["holder_kind"] == "organization"]
+    person_rows = [r for r in rows if r["holder_kind"] in ("person", "both")]
+    org_rows = [r for r in rows if r["holder_kind"] in ("organization", "both")]
     holders: list[tuple[Person | Organization, list[dict[str, Any]]]] = []
     citizen = User.objects.filter(username="citizen").select_related("person").first()
     if citizen and citizen.person:
@@ -398,7 +417,7 @@ def _seed_licenses(rows: list[dict[str, Any]]) -> int:
             ).values_list("license_type__code", flat=True)
         )
         for row in chosen:
-            if row["code"] in held:
+            if row["code"] in held or not _may_hold(holder, row["code"]):
                 continue
             license_type = types[row["code"]]
             department = license_type.issuing_departments.order_by("code").first()
