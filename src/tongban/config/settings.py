@@ -179,6 +179,11 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 NINJA_PAGINATION_PER_PAGE = 20
 
+# Data-sharing exchange: seconds a remote provider has for the whole request and answer.
+# Rate limits per consumer count in the cache: give production a shared cache (Redis,
+# database) so every app process counts the same window.
+EXCHANGE_PROVIDER_TIMEOUT = float(os.environ.get("EXCHANGE_PROVIDER_TIMEOUT", "5"))
+
 # Online applications (办件): uploaded materials live under the data directory, outside the
 # web root (nothing serves UPLOAD_DIR), under random names; the size limit is per file.
 UPLOAD_DIR = Path(os.environ.get("UPLOAD_DIR", DATA_DIR / "uploads"))

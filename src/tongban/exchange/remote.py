@@ -30,7 +30,6 @@ from .models import Dataset
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 5.0  # seconds for the whole exchange with the provider
 MAX_ANSWER_BYTES = 1024 * 1024
 ENDPOINT_MAX = 200  # Dataset.endpoint's length
 
@@ -74,7 +73,7 @@ def provider_fetch(
     headers = {"Content-Type": "application/json"} | provider.signature_headers(
         body, context=provider.REQUEST_CONTEXT, sign=signer.sign, signer_key_id=signer.key_id
     )
-    timeout = float(getattr(settings, "EXCHANGE_PROVIDER_TIMEOUT", DEFAULT_TIMEOUT))
+    timeout = float(settings.EXCHANGE_PROVIDER_TIMEOUT)
     try:
         status, answer_headers, answer = _post(dataset.endpoint, body, headers, timeout)
     except (OSError, http.client.HTTPException, ValueError) as exc:
