@@ -345,12 +345,12 @@ def test_window_staff_apply_for_someone_with_a_recorded_authorization(city):
     )
 
 
-def test_only_window_staff_apply_on_behalf(city, citizen):
+def test_only_window_staff_or_a_mandated_agent_apply_on_behalf(city, citizen):
     item = make_health_item(city)
     error = caught(
         lambda: services.application_prepare(item=item, actor=citizen, on_behalf=make_person())
     )
-    assert error.code == "permission_denied"
+    assert (error.code, error.status) == ("mandate_not_in_force", 403)
     error = caught(lambda: services.application_prepare(actor=citizen))
     assert error.code == "case_input_invalid"
 

@@ -2,7 +2,12 @@
 
 from django.utils.translation import gettext_lazy as _
 
-from tongban.core.errors import ConflictError, NotFoundError, ValidationError
+from tongban.core.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 
 
 class CaseInputInvalid(ValidationError):
@@ -39,3 +44,37 @@ class MaterialsMissing(ValidationError):
 
     code = "materials_missing"
     default_message = _("Some required materials are missing; upload them to apply.")
+
+
+class MandateInputInvalid(ValidationError):
+    """A mandate (委托代办) that cannot be granted as asked; `details` name the field."""
+
+    code = "mandate_input_invalid"
+
+
+class PersonUnmatched(ValidationError):
+    """No resident has this ID number with this name. Said the same way whether the number
+    is unknown or the name differs, so the answer reveals no more than the pair given."""
+
+    code = "person_unmatched"
+    default_message = _("No resident matches this ID number and name.")
+
+
+class MandateNotFound(NotFoundError):
+    code = "mandate_not_found"
+    default_message = _("No such authorization.")
+
+
+class MandateWithdrawn(ConflictError):
+    code = "mandate_withdrawn"
+    default_message = _("This authorization has already been withdrawn.")
+
+
+class MandateNotInForce(PermissionDeniedError):
+    """Applying for someone without their authorization in force for every service asked."""
+
+    code = "mandate_not_in_force"
+    default_message = _(
+        "You can apply for this person only with their authorization in force for every "
+        "service in this application."
+    )

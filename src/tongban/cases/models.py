@@ -53,6 +53,74 @@ def _one_applicant(prefix: str) -> models.CheckConstraint:
     )
 
 
+class Mandate(models.Model):
+    """委托代办: a person (the principal, e.g. an elderly resident) lets a family member or
+    another trusted person (the agent) apply online for them — for every service or for
+    the ones chosen — from one date until another. Either the principal grants it online,
+    or window staff record the signed paper form (授权委托书), whose number is kept."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("In force")  # 有效
+        WITHDRAWN = "withdrawn", _("Withdrawn")  # 已撤销
+
+    principal = models.ForeignKey(
+        Person,
+        on_delete=models.PROTECT,
+        related_name="mandates_given",
+        verbose_name=_("principal"),
+    )
+    agent = models.ForeignKey(
+        Person, on_delete=models.PROTECT, related_name="mandates_held", verbose_name=_("agent")
+    )
+    all_items = models.BooleanField(_("every service"), default=False)
+    items = models.ManyToManyField(
+        ServiceItem, blank=True, related_name="+", verbose_name=_("services")
+    )
+    # Conditional data (e.g. marriage records) is read only with consent; without this
+    # flag the agent uploads those materials instead, as window staff do.
+    may_consent = models.BooleanField(_("may agree to data reads"), default=False)
+    valid_from = models.DateField(_("valid from"))
+    valid_until = models.DateField(_("valid until"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE
+    )
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    # The number of the signed paper form when window staff recorded it; empty when the
+    # principal granted the mandate online themself.
+    paper_reference = models.CharField(_("paper form number"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("mandate")
+        verbose_name_plural = _("mandates")
+        indexes = [
+            models.Index(fields=["agent", "principal", "status"], name="mandate_agent_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(principal=models.F("agent")), name="mandate_not_to_self"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(valid_until__gte=models.F("valid_from")),
+                name="mandate_dates_ordered",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(status="active", withdrawn_at__isnull=True)
+                    | models.Q(status="withdrawn", withdrawn_at__isnull=False)
+                ),
+                name="mandate_withdrawn_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"mandate {self.pk}"
+
+
 class Submission(Applicant):
     """One press of "submit": a single item or a bundle (一件事). A retry with the same
     idempotency key finds this row instead of creating another."""
@@ -64,6 +132,15 @@ class Submission(Applicant):
     # 帮办代办: window staff applying for someone record the authorization they were shown
     # (e.g. the number of a signed 授权委托书); empty when applicants apply themselves.
     on_behalf_note = models.CharField(_("authorization"), max_length=200, blank=True)
+    # 委托代办: the mandate under which a family member or trusted person applied.
+    mandate = models.ForeignKey(
+        Mandate,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="submissions",
+        verbose_name=_("mandate"),
+    )
     created_at = models.DateTimeField(_("submitted at"), auto_now_add=True)
 
     class Meta:

@@ -29,8 +29,15 @@ from tongban.licensing.models import License
 from tongban.licensing.services import license_issue
 from tongban.people.models import Department, Organization, Person, User
 
-from .errors import CaseInputInvalid, CaseTransitionInvalid, MaterialsMissing, UploadNotFound
-from .models import Case, CaseEvent, Evaluation, Submission, Upload
+from .errors import (
+    CaseInputInvalid,
+    CaseTransitionInvalid,
+    MandateNotInForce,
+    MaterialsMissing,
+    UploadNotFound,
+)
+from .mandates import mandate_covering
+from .models import Case, CaseEvent, Evaluation, Mandate, Submission, Upload
 from .notifications import case_notify
 from .resolution import (
     DATASET,
@@ -82,7 +89,8 @@ def applicant_for(
     actor: User, *, on_behalf: Person | Organization | None = None
 ) -> Person | Organization:
     """Whom the actor applies for: themselves (their person or their organization), or,
-    for window staff helping someone (帮办代办), the person or organization named."""
+    for window staff helping someone (帮办代办), the person or organization named. A
+    citizen applying for someone under a mandate is checked by `applicant_and_mandate`."""
     if on_behalf is not None:
         if actor.role != User.Role.STAFF:
             raise PermissionDeniedError(_("Only window staff apply on someone's behalf."))
@@ -92,6 +100,27 @@ def applicant_for(
     if actor.role == User.Role.ORG_AGENT and actor.organization is not None:
         return actor.organization
     raise PermissionDeniedError(_("Only citizens and organization agents apply."))
+
+
+def applicant_and_mandate(
+    actor: User,
+    *,
+    on_behalf: Person | Organization | None,
+    items: Sequence[ServiceItem],
+    lock: bool = False,
+) -> tuple[Person | Organization, Mandate | None]:
+    """Whom the actor applies for, and the mandate (委托代办) that lets them: a citizen
+    applies for another person only with that person's mandate in force today covering
+    every item (mandate_not_in_force otherwise); window staff and applicants applying for
+    themselves need none."""
+    if on_behalf is None or actor.role != User.Role.CITIZEN:
+        return applicant_for(actor, on_behalf=on_behalf), None
+    mandate = None
+    if isinstance(on_behalf, Person) and actor.person is not None:
+        mandate = mandate_covering(principal=on_behalf, agent=actor.person, items=items, lock=lock)
+    if mandate is None:
+        raise MandateNotInForce()
+    return on_behalf, mandate
 
 
 def _applicant_fields(applicant: Person | Organization) -> dict[str, Any]:
@@ -582,6 +611,7 @@ class ApplicationForm:
     materials: list[MaterialChoice]
     consents: list[ConsentRequest]
     instant: list[ServiceItem]  # items with instant-approval rules in force (秒批)
+    mandate: Mandate | None = None  # 委托代办: a family member applying for the applicant
 
     @property
     def fetched_count(self) -> int:
@@ -603,18 +633,31 @@ def _items_chosen(item: ServiceItem | None, bundle: Bundle | None) -> list[Servi
     return [item]
 
 
-def _may_consent(actor: User, applicant: Person | Organization) -> bool:
+def _may_consent(
+    actor: User, applicant: Person | Organization, mandate: Mandate | None = None
+) -> bool:
     """Only the person concerned (or their organization's agent) consents to a read of
-    their data; window staff applying for them cannot consent in their name."""
+    their data, or an agent whose mandate from them says they may (the consent is still
+    theirs); window staff applying for them cannot consent in their name."""
     if isinstance(applicant, Person):
+        if mandate is not None:
+            return (
+                mandate.may_consent
+                and mandate.principal_id == applicant.pk
+                and actor.role == User.Role.CITIZEN
+                and actor.person_id == mandate.agent_id
+            )
         return actor.role == User.Role.CITIZEN and actor.person_id == applicant.pk
     return actor.role == User.Role.ORG_AGENT and actor.organization_id == applicant.pk
 
 
 def _resolutions(
-    items: list[ServiceItem], applicant: Person | Organization, actor: User
+    items: list[ServiceItem],
+    applicant: Person | Organization,
+    actor: User,
+    mandate: Mandate | None = None,
 ) -> dict[str, list[MaterialResolution]]:
-    may_consent = _may_consent(actor, applicant)
+    may_consent = _may_consent(actor, applicant, mandate)
     resolved = {}
     for item in items:
         found = materials_resolve(item=item, applicant=applicant, department=item.department)
@@ -656,10 +699,10 @@ def application_prepare(
     Reads no personal data beyond what the applicant may see of themself (see
     `resolution`); nothing is written."""
     items = _items_chosen(item, bundle)
-    applicant = applicant_for(actor, on_behalf=on_behalf)
+    applicant, mandate = applicant_and_mandate(actor, on_behalf=on_behalf, items=items)
     for chosen in items:
         _audience_check(chosen, applicant)
-    resolved = _resolutions(items, applicant, actor)
+    resolved = _resolutions(items, applicant, actor, mandate)
     merged: dict[str, list[MaterialResolution]] = {}
     for resolutions in resolved.values():
         for r in resolutions:
@@ -673,6 +716,7 @@ def application_prepare(
         materials=[MaterialChoice(key, tuple(rs)) for key, rs in merged.items()],
         consents=_consent_requests(resolved),
         instant=[i for i in items if rule_in_force(i.code, on=timezone.localdate()) is not None],
+        mandate=mandate,
     )
 
 
@@ -798,6 +842,10 @@ def application_submit(
     """Apply for an item, or for every item of a bundle at once (one case per item, each
     routed to its department), all or none.
 
+    On someone's behalf (帮办代办): window staff record the authorization they were shown
+    in `on_behalf_note`; a citizen needs the person's mandate in force for every item
+    (see `applicant_and_mandate`), which the submission records.
+
     Materials are resolved again here (licenses, then data, then uploads); the consents the
     applicant agreed to are granted once per dataset and department; each case's department
     then reads the data through the exchange, audited under the case number, and an item
@@ -808,10 +856,13 @@ def application_submit(
     if earlier is not None:
         return earlier
     items = _items_chosen(item, bundle)
-    applicant = applicant_for(actor, on_behalf=on_behalf)
-    note = _on_behalf_note_checked(on_behalf_note, on_behalf=on_behalf is not None)
+    # Locked so that a withdrawal waits for this submission (or this one sees it).
+    applicant, mandate = applicant_and_mandate(actor, on_behalf=on_behalf, items=items, lock=True)
+    note = _on_behalf_note_checked(
+        on_behalf_note, on_behalf=on_behalf is not None and mandate is None
+    )
     form_data = _form_checked(form)
-    resolved = _resolutions(items, applicant, actor)
+    resolved = _resolutions(items, applicant, actor, mandate)
     keys = {r.key for rs in resolved.values() for r in rs}
     checked_uploads = _uploads_checked(uploads, actor=actor, keys=keys)
     requested = _consent_requests(resolved)
@@ -846,9 +897,19 @@ def application_submit(
             subject=submission.applicant_subject,
             after={"authorization": note},
         )
+    if mandate is not None:
+        submission.mandate = mandate
+        submission.save(update_fields=["mandate"])
+        audit_record(
+            action="submission.on_behalf",
+            actor=actor,
+            target=submission,
+            subject=submission.applicant_subject,
+            after={"mandate": mandate.pk},
+        )
     cases = {c.item.code: c for c in submission.cases.select_related("item", "department")}
     _uploads_attach(submission, cases, records)
-    _consents_grant(requested, consents=consents, fetch=fetch, actor=actor)
+    _consents_grant(requested, consents=consents, fetch=fetch, actor=actor, mandate=mandate)
     for code, case in cases.items():
         reader = CaseDataReader(case)
         _materials_fetch(case, fetch[code], reader)
@@ -874,9 +935,11 @@ def _consents_grant(
     consents: set[str],
     fetch: dict[str, list[MaterialResolution]],
     actor: User,
+    mandate: Mandate | None = None,
 ) -> None:
     """Grant each consent agreed to once per dataset and department, for the departments
-    that will actually read the data."""
+    that will actually read the data. Under a mandate the consent is the principal's,
+    given by the agent: the audit says under which mandate."""
     reading = {
         (r.dataset.code, r.item.department_id)
         for resolutions in fetch.values()
@@ -889,13 +952,27 @@ def _consents_grant(
             continue
         for department in request.departments:
             if (request.dataset.code, department.pk) in reading:
-                data_consent_grant(
+                consent = data_consent_grant(
                     dataset=request.dataset,
                     department=department,
                     purpose=PURPOSE,
                     valid_until=until,
                     actor=actor,
+                    for_person=mandate.principal if mandate is not None else None,
                 )
+                if mandate is not None:
+                    audit_record(
+                        action="mandate.consent",
+                        actor=actor,
+                        target=mandate,
+                        subject=("person", mandate.principal.resident_id),
+                        purpose=PURPOSE,
+                        after={
+                            "consent": consent.pk,
+                            "dataset": request.dataset.code,
+                            "grantee": department.code,
+                        },
+                    )
 
 
 def _materials_fetch(case: Case, fetch: list[MaterialResolution], reader: CaseDataReader) -> None:

@@ -23,7 +23,7 @@ from tongban.core.errors import PermissionDeniedError, RateLimitedError, Tongban
 from tongban.core.ids import credit_code_validate, mask_id, resident_id_validate
 from tongban.licensing.models import Consent, License
 from tongban.licensing.services import CONSENT_MAX_DAYS
-from tongban.people.models import Department, User
+from tongban.people.models import Department, Person, User
 
 from . import remote, schema, verifications
 from .errors import (
@@ -327,11 +327,23 @@ def _grant_decided(
 
 @transaction.atomic
 def data_consent_grant(
-    *, dataset: Dataset, department: Department, purpose: str, valid_until: dt.date, actor: User
+    *,
+    dataset: Dataset,
+    department: Department,
+    purpose: str,
+    valid_until: dt.date,
+    actor: User,
+    for_person: Person | None = None,
 ) -> Consent:
-    """A person (or an organization's agent) lets a department read their conditional data."""
+    """A person (or an organization's agent) lets a department read their conditional data.
+    `for_person`: a citizen agreeing for someone who authorized them to (委托代办, checked
+    by the caller) — the consent is that person's, the audit names the agent as actor."""
     holder: dict[str, Any]
-    if actor.role == User.Role.CITIZEN and actor.person is not None:
+    if for_person is not None and actor.role == User.Role.CITIZEN:
+        holder = {"holder_person_id": for_person.pk}
+        subject = ("person", for_person.resident_id)
+        kinds = {Dataset.SubjectKind.PERSON, Dataset.SubjectKind.ANY}
+    elif actor.role == User.Role.CITIZEN and actor.person is not None:
         holder = {"holder_person_id": actor.person_id}
         subject = ("person", actor.person.resident_id)
         kinds = {Dataset.SubjectKind.PERSON, Dataset.SubjectKind.ANY}
