@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 from django.conf import settings
@@ -781,11 +781,10 @@ def _get(conn: http.client.HTTPConnection, path: str) -> int:
     return response.status
 
 
-@contextmanager
-def gunicorn_server() -> Iterator[int]:
-    """Serve benchmarks/hello_wsgi.py on a free loopback port; yield the port; always stop."""
+def gunicorn_start(port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """Start gunicorn serving benchmarks/hello_wsgi.py on loopback `port`, logging to `log`.
+    It leads a process group of its own, so one signal to the group reaches every worker."""
     gunicorn = Path(sys.executable).parent / "gunicorn"
-    port = _free_port()
     env = os.environ | {
         "DJANGO_SETTINGS_MODULE": "tongban.config.settings",
         "DATABASE_URL": _database_url(),
@@ -794,41 +793,53 @@ def gunicorn_server() -> Iterator[int]:
         "TONGBAN_DATA_DIR": str(settings.DATA_DIR),
         "LOG_LEVEL": "ERROR",
     }
+    return subprocess.Popen(
+        [
+            str(gunicorn),
+            "--pythonpath",
+            str(BENCH_DIR),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(SERVER_WORKERS),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(SERVER_THREADS),
+            "--keep-alive",
+            "30",
+            "--log-level",
+            "warning",
+            "hello_wsgi:application",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def gunicorn_stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@contextmanager
+def gunicorn_server() -> Iterator[int]:
+    """Serve benchmarks/hello_wsgi.py on a free loopback port; yield the port; always stop."""
+    port = _free_port()
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(
-            [
-                str(gunicorn),
-                "--pythonpath",
-                str(BENCH_DIR),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(SERVER_WORKERS),
-                "--worker-class",
-                "gthread",
-                "--threads",
-                str(SERVER_THREADS),
-                "--keep-alive",
-                "30",
-                "--log-level",
-                "warning",
-                "hello_wsgi:application",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        proc = gunicorn_start(port, log)
         try:
             _wait_until_serving(proc, port, log)
             yield port
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            gunicorn_stop(proc)
 
 
 def _wait_until_serving(proc: subprocess.Popen[bytes], port: int, log: Any) -> None:
@@ -862,8 +873,19 @@ class LoadResult:
 
 
 def load(port: int, path: str, requests: int, time_limit: float) -> LoadResult:
-    """Send `requests` GETs of `path` from HTTP_THREADS keep-alive connections, stopping
-    early at `time_limit` seconds. Non-200 answers and broken connections are errors."""
+    """Send `requests` GETs of `path` (see `load_calls`); only a 200 answer counts."""
+    return load_calls(port, lambda conn: _get(conn, path) == 200, requests, time_limit)
+
+
+def load_calls(
+    port: int,
+    call: Callable[[http.client.HTTPConnection], bool],
+    requests: int,
+    time_limit: float,
+) -> LoadResult:
+    """Make `requests` calls of `call(connection)` from HTTP_THREADS keep-alive connections,
+    stopping early at `time_limit` seconds. A call that returns False or breaks the
+    connection is an error."""
     lock = threading.Lock()
     state = {"next": 0, "completed": 0, "errors": 0}
     deadline = time.monotonic() + time_limit
@@ -877,7 +899,7 @@ def load(port: int, path: str, requests: int, time_limit: float) -> LoadResult:
                         return
                     state["next"] += 1
                 try:
-                    ok = _get(conn, path) == 200
+                    ok = call(conn)
                 except (OSError, http.client.HTTPException):
                     ok = False
                     conn.close()  # reconnects on the next request
