@@ -26,7 +26,7 @@ STAMP := $(VENV)/.tongban-installed
 export TONGBAN_DATA_DIR ?= $(CURDIR)/var
 
 .PHONY: help demo install test check-migrations test-sqlite test-postgres test-browser \
-	system-packages compile-messages messages bench lint lock clean distclean
+	system-packages compile-messages messages bench bench-postgres lint lock clean distclean
 
 help:
 	@echo "make demo      bootstrap .venv, install, migrate, seed the demo city, serve on $(HOST):$(PORT)"
@@ -34,7 +34,7 @@ help:
 	echo "               (stages alone: make check-migrations | test-sqlite | test-postgres | test-browser;"
 	echo "                extra pytest options: make test-sqlite PYTEST_ARGS='-k audit -x')"
 	echo "make lint      ruff and mypy"
-	echo "make bench     the benchmarks in benchmarks/bench_*.py"
+	echo "make bench     the benchmarks in benchmarks/bench_*.py (on PostgreSQL: make bench-postgres)"
 	echo "make messages  extract the zh_Hans message catalogue and compile it"
 	echo "make lock      regenerate requirements.lock from pyproject.toml in a clean venv"
 	echo "make clean     remove caches and build artifacts (distclean: also .venv and var/)"
@@ -124,6 +124,10 @@ test-browser: install
 
 bench: install
 	@$(BIN)/python benchmarks/run.py
+
+bench-postgres: install
+	@scripts/system-packages.sh postgresql
+	scripts/with-postgres.sh $(BIN)/python benchmarks/run.py
 
 lint: install
 	@status=0
