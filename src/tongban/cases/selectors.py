@@ -11,13 +11,15 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tongban.catalog.models import ServiceItem
 from tongban.core.errors import NotFoundError, PermissionDeniedError
+from tongban.core.i18n import translated
 from tongban.core.selectors import WorkingCalendar
 from tongban.people.models import User
 
 from .errors import CaseInputInvalid, UploadNotFound
 from .models import Case, CaseEvent, Notification, Submission, Upload
-from .rules import condition_explanation
+from .rules import condition_explanation, rule_in_force
 from .services import CLOSED_STATES, OPEN_STATES, TRANSITIONS, is_applicant_of, is_staff_of
 
 State = Case.State
@@ -110,6 +112,13 @@ class SubmissionProgress:
         return self.closed == self.total
 
 
+def submission_for_key(user: User, idempotency_key: str) -> Submission | None:
+    """The user's submission made with this idempotency key, if any: a retry finds it."""
+    return Submission.objects.filter(
+        submitted_by=user, idempotency_key=str(idempotency_key).strip()
+    ).first()
+
+
 def submission_progress(submission: Submission) -> SubmissionProgress:
     cases = list(
         submission.cases.select_related("item", "department", "result_license").order_by("pk")
@@ -188,7 +197,15 @@ def queue_for_staff(
         states = set(OPEN_STATES)
     cases = (
         Case.objects.filter(department_id=department_id, state__in=states)
-        .select_related("item", "applicant_person", "applicant_organization", "submission")
+        .select_related(
+            "item",
+            "department",
+            "result_license",
+            "applicant_person",
+            "applicant_organization",
+            "submission",
+            "submission__bundle",
+        )
         .order_by("due_at", "submitted_at", "pk")
     )
     return StaffQueue(cases, today=today or timezone.localdate())
@@ -327,6 +344,27 @@ def case_rule_report(case: Case) -> RuleReportView | None:
     )
 
 
+def rules_form_fields(items: Iterable[ServiceItem], *, on: dt.date | None = None) -> dict[str, str]:
+    """What the instant-approval rules in force take from the application form, by form
+    key with its title: the purpose of a proof, and each license surface field they copy
+    from the form."""
+    on = on or timezone.localdate()
+    fields: dict[str, str] = {}
+    for item in items:
+        rule = rule_in_force(item.code, on=on)
+        if rule is None:
+            continue
+        if rule.result.get("proof"):
+            fields["purpose"] = str(_("What is it for? (e.g. 入学, 就业)"))
+        license_type = item.result_license_type
+        schema = (license_type.surface_schema if license_type else {}) or {}
+        for name, source in (rule.result.get("surface") or {}).items():
+            if "form" in source:
+                title = translated(schema.get("properties", {}).get(name, {}), "title")
+                fields[str(source["form"])] = title or name
+    return fields
+
+
 def upload_for_user(user: User, pk: int) -> Upload:
     """An uploaded file the user may open: their own, or one of a submission whose case the
     user may read (as its applicant, or as staff of the case's department)."""
@@ -354,6 +392,14 @@ def notifications_for_user(user: User) -> QuerySet[Notification]:
     return (
         Notification.objects.filter(user=user).select_related("case").order_by("-created_at", "-pk")
     )
+
+
+def notification_for_user(user: User, pk: int) -> Notification:
+    """One of the user's messages; someone else's looks exactly like a missing one."""
+    notification = notifications_for_user(user).filter(pk=pk).first()
+    if notification is None:
+        raise NotFoundError(_("No such message."), code="notification_not_found")
+    return notification
 
 
 def notifications_unread_count(user: User) -> int:

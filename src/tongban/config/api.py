@@ -7,6 +7,7 @@ from ninja.errors import AuthenticationError as NinjaAuthenticationError
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
+from tongban.cases.api import router as cases_router
 from tongban.catalog.api import router as catalog_router
 from tongban.core.errors import TongbanError
 from tongban.exchange.api import router as exchange_router
@@ -62,3 +63,4 @@ api.add_router("/catalog/", catalog_router)
 api.add_router("/licenses/", licensing_router)
 api.add_router("/exchange/", exchange_router)
 api.add_router("/proofs/", proofs_router)
+api.add_router("/cases/", cases_router)
