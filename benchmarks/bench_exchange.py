@@ -30,10 +30,10 @@ import datetime as dt
 import random
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from benchmarks._common import interleaved_rates
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
@@ -142,27 +142,6 @@ def _bench_import(dataset: Dataset, path: Path) -> tuple[float, int, int]:
     return run.rows_read / elapsed, run.rows_imported, run.rows_rejected
 
 
-def _interleaved_rates(
-    ours: Callable[[], object], raw: Callable[[], object], seconds: float
-) -> tuple[float, float]:
-    """Calls per second of each, alternating in ROUNDS rounds of seconds / ROUNDS each."""
-    ours(), raw()  # warm up
-    counts, spent = [0, 0], [0.0, 0.0]
-    for _ in range(ROUNDS):
-        for side, fn in enumerate((ours, raw)):
-            count, start = 0, time.perf_counter()
-            deadline = start + seconds / ROUNDS
-            while True:
-                fn()
-                count += 1
-                now = time.perf_counter()
-                if now >= deadline:
-                    break
-            counts[side] += count
-            spent[side] += now - start
-    return counts[0] / spent[0], counts[1] / spent[1]
-
-
 def _caller(dataset: Dataset) -> services.Caller:
     consumer = _department("bench-consumer", 80_000_200)
     requester = User.objects.filter(username="bench-exchange-staff").first() or user_create(
@@ -216,7 +195,7 @@ def _bench_queries(dataset: Dataset, subjects: list[str]) -> list[Row]:
     connection.queries_log.clear()  # a log left full by an earlier bench would hide these
     with CaptureQueriesContext(connection) as queries:
         audited()
-    audited_rate, bare_rate = _interleaved_rates(audited, bare, QUERY_SECONDS)
+    audited_rate, bare_rate = interleaved_rates(audited, bare, QUERY_SECONDS, ROUNDS)
     vendor = connection.vendor
     return [
         (f"data_query, audited, one commit each ({vendor})", audited_rate, "queries/s"),

@@ -33,6 +33,7 @@ from collections.abc import Callable
 import base45
 import cbor2
 import gmalg
+from benchmarks._common import interleaved_rates
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -175,27 +176,6 @@ def _persons(count: int) -> list[Person]:
 # Measurement.
 
 
-def _interleaved_rates(
-    ours: Callable[[], object], raw: Callable[[], object], seconds: float
-) -> tuple[float, float]:
-    """Calls per second of each, alternating in ROUNDS rounds of seconds / ROUNDS each."""
-    ours(), raw()  # warm up
-    counts, spent = [0, 0], [0.0, 0.0]
-    for _ in range(ROUNDS):
-        for side, fn in enumerate((ours, raw)):
-            count, start = 0, time.perf_counter()
-            deadline = start + seconds / ROUNDS
-            while True:
-                fn()
-                count += 1
-                now = time.perf_counter()
-                if now >= deadline:
-                    break
-            counts[side] += count
-            spent[side] += now - start
-    return counts[0] / spent[0], counts[1] / spent[1]
-
-
 def _signed_bytes(text: str) -> tuple[bytes, bytes]:
     """The COSE Sig_structure an offline code's signature covers, and the raw signature."""
     message = cbor2.loads(zlib.decompress(base45.b45decode(text[len("TB1:") :])))
@@ -258,8 +238,8 @@ def _bench_verify(
     seal = license.seal
     seconds = SM2_VERIFY_SECONDS if seal.algorithm == Seal.Algorithm.SM2SM3 else VERIFY_SECONDS
     with CaptureQueriesContext(connection) as queries:
-        ours_rate, raw_rate = _interleaved_rates(
-            ours, _raw_verifier(seal, message, signature), seconds
+        ours_rate, raw_rate = interleaved_rates(
+            ours, _raw_verifier(seal, message, signature), seconds, ROUNDS
         )
     if queries.captured_queries:
         raise RuntimeError(f"offline verification queried the database: {queries[0]['sql']}")
