@@ -27,7 +27,7 @@ def test_generated_people_and_organizations_are_valid_and_deterministic():
     assert len({o.credit_code for o in orgs}) == 50
 
 
-def test_seed_builds_the_demo_city_and_a_rerun_changes_nothing():
+def test_seed_builds_the_demo_city_and_a_rerun_changes_nothing(capsys):
     # Given an empty database, when the demo city is seeded
     out = io.StringIO()
     call_command("seed-demo", residents=40, organizations=8, stdout=out, stderr=io.StringIO())
@@ -45,6 +45,7 @@ def test_seed_builds_the_demo_city_and_a_rerun_changes_nothing():
         "sys_admin",
     }
     assert "Tongban-demo-2026" in out.getvalue()
+    assert "[SMS" not in capsys.readouterr().out  # the seeded history sends no SMS
     # and demo holders hold signed licenses, issued under their departments' seals
     citizen = User.objects.get(username="citizen")
     assert License.objects.filter(holder_person=citizen.person).count() >= 5

@@ -59,6 +59,13 @@ class ConsoleBackend:
         self.stream.flush()
 
 
+class SilentBackend:
+    """Sends nothing: the demo city's seeded history is told in-app only, not by SMS."""
+
+    def send(self, message: Message) -> None:
+        pass
+
+
 def notification_backend() -> NotificationBackend:
     backend: NotificationBackend = import_string(settings.NOTIFICATION_BACKEND)()
     return backend

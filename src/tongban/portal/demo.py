@@ -251,7 +251,10 @@ def _seed_accounts() -> int:
     organization = Organization.objects.order_by("credit_code").first()
     links: dict[str, dict[str, Any]] = {
         "citizen": {
-            "person": Person.objects.filter(birth_date__lte=dt.date(1990, 1, 1))
+            # A working-age resident: the demo's journeys (marriage, a newborn, work).
+            "person": Person.objects.filter(
+                birth_date__range=(dt.date(1981, 1, 1), dt.date(1995, 12, 31))
+            )
             .order_by("resident_id")
             .first()
         },
