@@ -4,12 +4,15 @@ window staff record a paper authorization; a withdrawn, expired or other-items m
 refuses an application and changes nothing."""
 
 import datetime as dt
+import re
 import uuid
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from tests.cases.apply_factories import (
+    PDF,
     give_rows,
     grant_reads,
     make_bundle,
@@ -19,7 +22,7 @@ from tests.cases.apply_factories import (
     upload_pdf,
 )
 from tests.licensing.factories import issue_residence_permit
-from tests.people.factories import make_department, make_person, make_user
+from tests.people.factories import login_verified, make_department, make_person, make_user
 from tongban.audit.models import AuditEntry
 from tongban.cases import mandates, services
 from tongban.cases.models import Case, Mandate, Submission
@@ -136,7 +139,7 @@ def test_an_agent_named_wrongly_is_refused_alike(elder, son, name_change, id_cha
     ("changes", "field"),
     [
         ({"agent_resident_id": "110101199001011234"}, "agent_resident_id"),
-        ({"agent_name": " "}, "agent_resident_id_name"),
+        ({"agent_name": " "}, "agent_name"),
         ({"valid_until": later(366)}, "valid_until"),
         ({"valid_until": later(-1)}, "valid_until"),
         ({"valid_from": later(-1)}, "valid_from"),
@@ -416,3 +419,178 @@ def test_window_staff_keep_their_path_with_the_paper_reference(city, elder):
         idempotency_key=uuid.uuid4().hex,
     )
     assert (submission.mandate, submission.on_behalf_note) == (None, "授权委托书 2026-0042")
+
+
+# --- pages --------------------------------------------------------------------------------
+
+
+def grant_data(son, **changes) -> dict:
+    return {
+        "grant-agent_resident_id": son.person.resident_id,
+        "grant-agent_name": son.person.name,
+        "grant-scope": "all",
+        "grant-valid_until": later(60).isoformat(),
+    } | changes
+
+
+def test_the_principal_grants_and_withdraws_on_the_page(client, elder, son):
+    client.force_login(elder)
+    assert client.get("/cases/mandates/").status_code == 200
+
+    refused = client.post("/cases/mandates/", grant_data(son, **{"grant-agent_name": "王小红"}))
+    assert refused.status_code == 422
+    assert "person_unmatched" in refused.content.decode()
+    assert Mandate.objects.count() == 0
+
+    response = client.post("/cases/mandates/", grant_data(son, **{"grant-may_consent": "on"}))
+    assert response.status_code == 302
+    mandate = Mandate.objects.get()
+    assert (mandate.agent, mandate.all_items, mandate.may_consent) == (son.person, True, True)
+    page = client.get("/cases/mandates/").content.decode()
+    assert son.person.masked_id in page and son.person.resident_id not in page
+
+    assert client.post(f"/cases/mandates/{mandate.pk}/withdraw/").status_code == 302
+    mandate.refresh_from_db()
+    assert mandate.status == "withdrawn"
+
+
+def test_a_citizen_cannot_see_or_withdraw_anothers_mandate(client, elder, son):
+    mandate = grant(elder, son)
+    stranger = make_user(role="citizen", person=make_person(name="赵六"))
+    client.force_login(stranger)
+
+    assert son.person.masked_id not in client.get("/cases/mandates/").content.decode()
+    assert client.post(f"/cases/mandates/{mandate.pk}/withdraw/").status_code == 404
+    # the agent cannot withdraw it either: it is the principal's
+    client.force_login(son)
+    assert client.post(f"/cases/mandates/{mandate.pk}/withdraw/").status_code == 404
+    mandate.refresh_from_db()
+    assert mandate.status == "active"
+    # and a stranger cannot apply under it
+    client.force_login(stranger)
+    assert client.get(f"/cases/apply/ANY/?for={mandate.pk}").status_code == 404
+
+
+def test_mandate_pages_are_for_residents_only(client, elder):
+    assert client.get("/cases/mandates/").status_code == 302  # to the login page
+    client.force_login(make_user(role="org_agent"))
+    for url in ("/cases/mandates/", "/cases/mandates/held/"):
+        assert client.get(url).status_code == 403
+
+
+def test_the_agent_applies_for_the_principal_from_their_list(client, city, elder, son):
+    grant_reads(city.health, city)
+    item = make_health_item(city)
+    mandate = grant(elder, son, all_items=False, item_codes=[item.code], may_consent=True)
+    client.force_login(son)
+
+    held = client.get("/cases/mandates/held/").content.decode()
+    assert "王奶奶" in held and f"/cases/apply/{item.code}/?for={mandate.pk}" in held
+
+    form = client.get(f"/cases/apply/{item.code}/?for={mandate.pk}")
+    page = form.content.decode()
+    assert form.status_code == 200
+    assert "on-behalf" in page and "王奶奶" in page
+    key = re.search(r'name="idempotency_key" value="([0-9a-f]+)"', page).group(1)
+    response = client.post(
+        f"/cases/apply/{item.code}/?for={mandate.pk}",
+        {"idempotency_key": key, "consents": ["marriage"]},
+    )
+    assert response.status_code == 302
+    case = Case.objects.get()
+    assert (case.applicant_person, case.submitted_by, case.submission.mandate) == (
+        elder.person,
+        son,
+        mandate,
+    )
+    assert "王奶奶" in client.get("/cases/").content.decode()  # the agent's list says for whom
+    client.force_login(elder)
+    mine = client.get("/cases/").content.decode()
+    assert case.number in mine and "王小明" in mine
+
+
+def test_the_agent_cannot_apply_for_an_item_outside_the_mandate(client, city, elder, son):
+    item = make_health_item(city)
+    other = make_health_item(city, code="HEALTH-2")
+    mandate = grant(elder, son, all_items=False, item_codes=[item.code])
+    client.force_login(son)
+    response = client.get(f"/cases/apply/{other.code}/?for={mandate.pk}")
+    assert response.status_code == 403
+    assert Submission.objects.count() == 0
+
+
+def test_window_pages_need_verified_staff(client, elder):
+    client.force_login(elder)
+    assert client.get("/cases/window/").status_code in (302, 403)
+    login_verified(client, make_user(role="staff"))
+    assert client.get("/cases/window/").status_code == 200
+
+
+def test_window_staff_find_record_and_apply(client, city, elder, son):
+    grant_reads(city.health, city)
+    item = make_health_item(city)
+    clerk = make_user(role="staff", department=make_department(code="center", name="政务中心"))
+    login_verified(client, clerk)
+
+    wrong = client.post(
+        "/cases/window/",
+        {"step": "find", "find-resident_id": elder.person.resident_id, "find-name": "王爷爷"},
+    )
+    assert wrong.status_code == 422 and "person_unmatched" in wrong.content.decode()
+    found = client.post(
+        "/cases/window/",
+        {"step": "find", "find-resident_id": elder.person.resident_id, "find-name": "王奶奶"},
+    )
+    assert found.status_code == 200
+    token = re.search(r'name="t" value="([^"]+)"', found.content.decode()).group(1)
+
+    recorded = client.post(
+        "/cases/window/",
+        {
+            "step": "record",
+            "t": token,
+            "record-paper_reference": "WT-2026-7",
+            "record-agent_resident_id": son.person.resident_id,
+            "record-agent_name": son.person.name,
+            "record-scope": "all",
+            "record-valid_until": later(30).isoformat(),
+        },
+    )
+    assert recorded.status_code == 302
+    mandate = Mandate.objects.get()
+    assert (mandate.principal, mandate.agent, mandate.paper_reference, mandate.created_by) == (
+        elder.person,
+        son.person,
+        "WT-2026-7",
+        clerk,
+    )
+
+    opened = client.post(
+        "/cases/window/",
+        {
+            "step": "apply",
+            "t": token,
+            "apply-service": f"item:{item.code}",
+            "apply-paper_reference": "授权委托书 2026-0042",
+        },
+    )
+    assert opened.status_code == 302
+    form_url = opened["Location"]
+    page = client.get(form_url).content.decode()
+    assert "王奶奶" in page and "授权委托书 2026-0042" in page
+    key = re.search(r'name="idempotency_key" value="([0-9a-f]+)"', page).group(1)
+    pdf = SimpleUploadedFile("m.pdf", PDF, content_type="application/pdf")
+    response = client.post(form_url, {"idempotency_key": key, "file_marriage_certificate": pdf})
+    assert response.status_code == 302 and response["Location"].startswith("/cases/window/?t=")
+    submission = Submission.objects.get()
+    assert (submission.applicant_person, submission.on_behalf_note, submission.mandate) == (
+        elder.person,
+        "授权委托书 2026-0042",
+        None,
+    )
+
+    # a token altered or made for another staff member is refused
+    other = make_user(role="staff")
+    login_verified(client, other)
+    assert client.get(form_url).status_code == 403
+    assert client.get("/cases/window/?t=bogus").status_code == 403

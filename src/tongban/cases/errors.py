@@ -78,3 +78,11 @@ class MandateNotInForce(PermissionDeniedError):
         "You can apply for this person only with their authorization in force for every "
         "service in this application."
     )
+
+
+class WindowSessionExpired(PermissionDeniedError):
+    """窗口帮办: the signed look-up of the person at the window is missing, altered, someone
+    else's or too old."""
+
+    code = "window_session_expired"
+    default_message = _("This window session has expired; find the person again.")

@@ -7,8 +7,10 @@ import uuid
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tongban.catalog.models import Bundle, ServiceItem
 from tongban.core.i18n import translated
 from tongban.licensing.forms import surface_field
 
@@ -227,3 +229,133 @@ class StatedForm(forms.Form):
 
     def values(self) -> dict[str, Any]:
         return {name: " ".join(value.split()) for name, value in self.cleaned_data.items()}
+
+
+# --- 委托代办: mandates and 窗口帮办 ------------------------------------------------------------
+
+
+def _service_items() -> list[tuple[str, str]]:
+    """Services open to residents, by name, as the mandate and window forms offer them."""
+    items = ServiceItem.objects.filter(is_active=True, audience__in=("person", "both"))
+    return sorted(
+        ((i.code, translated(i, "name")) for i in items.order_by("code")), key=lambda c: c[1]
+    )
+
+
+class MandateGrantForm(forms.Form):
+    """委托代办: whom the resident authorizes (ID number and name as on the ID card), for
+    which services, until when, and whether they may also agree to data reads."""
+
+    SCOPES = [("all", _("Every service")), ("chosen", _("Only the services I choose"))]
+
+    agent_resident_id = forms.CharField(
+        label=_("Their resident ID number"),
+        max_length=18,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "text"}),
+    )
+    agent_name = forms.CharField(label=_("Their name, as on the ID card"), max_length=64)
+    scope = forms.ChoiceField(
+        label=_("They may apply for"), choices=SCOPES, initial="all", widget=forms.RadioSelect
+    )
+    items = forms.MultipleChoiceField(
+        label=_("Services"), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    may_consent = forms.BooleanField(
+        label=_("They may also agree to data reads for my applications"),
+        required=False,
+        help_text=_(
+            "Some data (e.g. marriage records) is read only with consent. Without this, "
+            "they upload those materials instead."
+        ),
+    )
+    valid_until = forms.DateField(
+        label=_("Valid until"),
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("At most a year from today; you can withdraw it at any time."),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["items"].choices = _service_items()  # type: ignore[attr-defined]
+        if not self.is_bound:
+            self.initial["valid_until"] = timezone.localdate() + dt.timedelta(days=180)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("scope") == "chosen" and not data.get("items"):
+            self.add_error("items", _("Choose at least one service."))
+        return data
+
+    def service_arguments(self) -> dict[str, Any]:
+        """The cleaned form as the mandate services take it."""
+        data = self.cleaned_data
+        chosen = data["scope"] == "chosen"
+        return {
+            "agent_resident_id": data["agent_resident_id"],
+            "agent_name": data["agent_name"],
+            "all_items": not chosen,
+            "item_codes": data["items"] if chosen else [],
+            "may_consent": data["may_consent"],
+            "valid_until": data["valid_until"],
+        }
+
+
+class MandateRecordForm(MandateGrantForm):
+    """窗口帮办: a paper authorization window staff record, with the number of the form."""
+
+    paper_reference = forms.CharField(label=_("Number of the signed form"), max_length=64)
+
+    field_order = ["paper_reference"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agent_resident_id"].label = _("Agent's resident ID number")
+        self.fields["agent_name"].label = _("Agent's name, as on the ID card")
+        self.fields["may_consent"].label = _("The form lets the agent agree to data reads")
+        self.fields["may_consent"].help_text = ""
+        self.fields["valid_until"].help_text = _("As on the form, at most a year from today.")
+
+
+class PersonFindForm(forms.Form):
+    """窗口帮办: the person at the window, by ID number and name."""
+
+    resident_id = forms.CharField(
+        label=_("Resident ID number"),
+        max_length=18,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    name = forms.CharField(label=_("Name, as on the ID card"), max_length=64)
+
+
+class WindowApplyForm(forms.Form):
+    """窗口帮办: the service to apply for at the window and the authorization shown."""
+
+    service = forms.ChoiceField(label=_("Service"))
+    paper_reference = forms.CharField(
+        label=_("Authorization shown (number of the signed form)"), max_length=200
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        bundles = Bundle.objects.filter(is_active=True, life_event__audience__in=("person", "both"))
+        self.fields["service"].choices = [  # type: ignore[attr-defined]
+            ("", "—"),
+            (
+                _("Services"),
+                [(f"item:{code}", name) for code, name in _service_items()],
+            ),
+            (
+                _("One-thing services"),
+                [(f"bundle:{b.code}", translated(b, "name")) for b in bundles.order_by("code")],
+            ),
+        ]
+
+
+class AgentServiceForm(forms.Form):
+    """我可代办的人: the service to apply for under a mandate for every service."""
+
+    item = forms.ChoiceField(label=_("Service"))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["item"].choices = [("", "—"), *_service_items()]  # type: ignore[attr-defined]

@@ -34,13 +34,15 @@ def _subject(person: Person) -> tuple[str, str]:
     return ("person", person.resident_id)
 
 
-def person_match(*, resident_id: str, name: str, field: str = "resident_id") -> Person:
+def person_match(
+    *, resident_id: str, name: str, field: str = "resident_id", name_field: str = "name"
+) -> Person:
     """The resident with this ID number and this name. An unknown number and a known one
     with another name are refused alike (person_unmatched), so the answer says no more
     than whether the pair given is right."""
     name = " ".join(str(name or "").split())
     if not name or len(name) > NAME_MAX:
-        raise MandateInputInvalid(_("Give the name as on the ID card."), field=f"{field}_name")
+        raise MandateInputInvalid(_("Give the name as on the ID card."), field=name_field)
     try:
         number = resident_id_validate(str(resident_id or ""))
     except InvalidResidentId:
@@ -151,7 +153,12 @@ def mandate_grant(
     `may_consent` lets the agent also agree to data reads in their name."""
     if actor.role != User.Role.CITIZEN or actor.person is None:
         raise PermissionDeniedError(_("Only a resident authorizes someone to apply for them."))
-    agent = person_match(resident_id=agent_resident_id, name=agent_name, field="agent_resident_id")
+    agent = person_match(
+        resident_id=agent_resident_id,
+        name=agent_name,
+        field="agent_resident_id",
+        name_field="agent_name",
+    )
     return _mandate_create(
         principal=actor.person,
         agent=agent,
@@ -189,7 +196,12 @@ def mandate_record_by_staff(
             % {"n": PAPER_REFERENCE_MAX},
             field="paper_reference",
         )
-    agent = person_match(resident_id=agent_resident_id, name=agent_name, field="agent_resident_id")
+    agent = person_match(
+        resident_id=agent_resident_id,
+        name=agent_name,
+        field="agent_resident_id",
+        name_field="agent_name",
+    )
     return _mandate_create(
         principal=principal,
         agent=agent,

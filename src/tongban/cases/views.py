@@ -7,16 +7,19 @@ is shown beside the form it came from, never as an error page."""
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
+from django.core import signing
 from django.core.paginator import Page, Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import content_disposition_header
@@ -35,21 +38,26 @@ from tongban.exchange.models import Dataset
 from tongban.licensing.forms import SurfaceForm
 from tongban.licensing.models import License
 from tongban.people.decorators import staff_required
-from tongban.people.models import User
+from tongban.people.models import Person, User
 
-from . import rules, selectors, services, uploads
-from .errors import UploadNotFound
+from . import mandates, rules, selectors, services, uploads
+from .errors import MandateNotFound, UploadNotFound, WindowSessionExpired
 from .forms import (
+    AgentServiceForm,
     ApplyForm,
     DecideForm,
     EvaluationForm,
+    MandateGrantForm,
+    MandateRecordForm,
+    PersonFindForm,
     QueueFilterForm,
     ReasonForm,
     StatedForm,
     SupplementAnswerForm,
+    WindowApplyForm,
     WithdrawForm,
 )
-from .models import Case, Submission, Upload
+from .models import Case, Mandate, Submission, Upload
 from .resolution import DATASET, LICENSE, UPLOAD
 
 PAGE_SIZE = 20
@@ -100,6 +108,25 @@ def applicant_required(view: View) -> View:
         if not isinstance(user, User) or user.role not in APPLICANT_ROLES:
             raise PermissionDeniedError(
                 _("Only citizens and organization agents apply online."),
+                code="role_not_allowed",
+            )
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def citizen_required(view: View) -> View:
+    """Residents with their person linked (委托代办 is between people); anonymous visitors
+    go to the login page, other accounts get a 403."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user = request.user
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not isinstance(user, User) or user.role != User.Role.CITIZEN or not user.person_id:
+            raise PermissionDeniedError(
+                _("Only residents authorize someone or apply for others."),
                 code="role_not_allowed",
             )
         return view(request, *args, **kwargs)
@@ -338,6 +365,17 @@ def _material_rows(prepared: services.ApplicationForm, form: ApplyForm) -> list[
     ]
 
 
+@dataclass(frozen=True)
+class _OnBehalf:
+    """Whom the form applies for when it is not the signed-in applicant (帮办代办): a
+    family member's mandate, or the authorization window staff were shown."""
+
+    person: Person
+    mandate: Mandate | None = None
+    note: str = ""
+    window_token: str = ""  # window staff: where to go back to
+
+
 def _apply_render(
     request: HttpRequest,
     prepared: services.ApplicationForm,
@@ -345,6 +383,7 @@ def _apply_render(
     *,
     item: ServiceItem | None,
     bundle: Bundle | None,
+    on_behalf: _OnBehalf | None = None,
     status: int = 200,
 ) -> HttpResponse:
     days = bundle.promised_limit_days if bundle else item.promised_limit_days  # type: ignore[union-attr]
@@ -361,6 +400,7 @@ def _apply_render(
             "materials": _material_rows(prepared, parts.main),
             "deadline": WorkingCalendar().add(timezone.now(), days),
             "instant": bool(prepared.instant),
+            "on_behalf": on_behalf,
         },
         status=status,
     )
@@ -392,6 +432,7 @@ def _apply_submit(
     *,
     item: ServiceItem | None,
     bundle: Bundle | None,
+    on_behalf: _OnBehalf | None,
 ) -> Submission | None:
     form = parts.main
     if not all([f.is_valid() for f in parts.all()]):
@@ -415,6 +456,8 @@ def _apply_submit(
             uploads=stored,
             consent_datasets=form.cleaned_data.get("consents", []),
             idempotency_key=key,
+            on_behalf=on_behalf.person if on_behalf else None,
+            on_behalf_note=on_behalf.note if on_behalf else "",
         )
     except TongbanError as exc:
         for missing in exc.details.get("materials", []):
@@ -427,18 +470,44 @@ def _apply_submit(
 
 
 def _apply(
-    request: HttpRequest, *, item: ServiceItem | None = None, bundle: Bundle | None = None
+    request: HttpRequest,
+    *,
+    item: ServiceItem | None = None,
+    bundle: Bundle | None = None,
+    on_behalf: _OnBehalf | None = None,
 ) -> HttpResponse:
-    prepared = services.application_prepare(item=item, bundle=bundle, actor=_user(request))
+    prepared = services.application_prepare(
+        item=item,
+        bundle=bundle,
+        actor=_user(request),
+        on_behalf=on_behalf.person if on_behalf else None,
+    )
     if request.method != "POST":
         return _apply_render(
-            request, prepared, _ApplyForms(prepared, None), item=item, bundle=bundle
+            request,
+            prepared,
+            _ApplyForms(prepared, None),
+            item=item,
+            bundle=bundle,
+            on_behalf=on_behalf,
         )
     parts = _ApplyForms(prepared, request)
-    submission = _apply_submit(request, prepared, parts, item=item, bundle=bundle)
+    submission = _apply_submit(
+        request, prepared, parts, item=item, bundle=bundle, on_behalf=on_behalf
+    )
     if submission is None:
-        return _apply_render(request, prepared, parts, item=item, bundle=bundle, status=422)
+        return _apply_render(
+            request, prepared, parts, item=item, bundle=bundle, on_behalf=on_behalf, status=422
+        )
     cases = list(submission.cases.order_by("pk"))
+    if on_behalf is not None and on_behalf.window_token:
+        # Window staff read cases in their department's queue, not here: back to the window.
+        messages.success(
+            request,
+            _("Submitted for %(name)s: %(numbers)s.")
+            % {"name": on_behalf.person.name, "numbers": "、".join(c.number for c in cases)},
+        )
+        return redirect(f"{reverse('cases:window')}?t={on_behalf.window_token}")
     if len(cases) == 1:
         case = cases[0]
         if case.decision == Case.Decision.APPROVED:
@@ -458,8 +527,11 @@ def _apply(
 @never_cache
 @require_http_methods(["GET", "POST"])
 def apply_item(request: HttpRequest, code: str) -> HttpResponse:
-    """在线办理: the form for one service item."""
-    return _apply(request, item=catalog_selectors.item_get(code=code))
+    """在线办理: the form for one service item (`?for=<mandate>`: for the person who gave
+    the signed-in resident that mandate)."""
+    return _apply(
+        request, item=catalog_selectors.item_get(code=code), on_behalf=_agent_for(request)
+    )
 
 
 @applicant_required
@@ -467,7 +539,19 @@ def apply_item(request: HttpRequest, code: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def apply_bundle(request: HttpRequest, code: str) -> HttpResponse:
     """一件事: one form for every item of a bundle."""
-    return _apply(request, bundle=catalog_selectors.bundle_get(code=code))
+    return _apply(
+        request, bundle=catalog_selectors.bundle_get(code=code), on_behalf=_agent_for(request)
+    )
+
+
+def _agent_for(request: HttpRequest) -> _OnBehalf | None:
+    """The principal of the mandate `?for=` names, held by the signed-in resident; the
+    services check again that it covers what is applied for."""
+    pk = request.GET.get("for")
+    if not pk:
+        return None
+    mandate = mandates.mandate_held_get(_user(request), pk)
+    return _OnBehalf(person=mandate.principal, mandate=mandate)
 
 
 # --- 我的办件: the applicant's pages -----------------------------------------------------
@@ -477,7 +561,12 @@ def apply_bundle(request: HttpRequest, code: str) -> HttpResponse:
 @never_cache
 @require_GET
 def my_cases(request: HttpRequest) -> HttpResponse:
-    page = _with_due(_page(request, selectors.cases_for_applicant(_user(request))))
+    """我的办件: also the cases someone applied for the user (under their mandate or at the
+    window), and those the user applied for someone, each saying so."""
+    cases = selectors.cases_for_applicant(_user(request)).select_related(
+        "submission__mandate__agent"
+    )
+    page = _with_due(_page(request, cases))
     return _full_or_partial(request, "cases/my.html", "cases/_my_list.html", {"page": page})
 
 
@@ -742,3 +831,230 @@ def staff_act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 def staff_upload(request: HttpRequest, pk: int, upload_pk: int) -> HttpResponse:
     user = _user(request)
     return _upload_response(selectors.case_for_staff(user, pk), upload_pk, user)
+
+
+# --- 委托代办: mandates a resident gives and holds -----------------------------------------
+
+
+def _mandates_given_render(
+    request: HttpRequest, form: MandateGrantForm, status: int = 200
+) -> HttpResponse:
+    person = _user(request).person
+    assert person is not None  # citizen_required
+    return render(
+        request,
+        "cases/mandates.html",
+        {"mandates": mandates.mandates_given(person), "form": form, "today": timezone.localdate()},
+        status=status,
+    )
+
+
+@citizen_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def mandates_given(request: HttpRequest) -> HttpResponse:
+    """委托代办: whom the resident authorized to apply for them, and a form to add one."""
+    if request.method != "POST":
+        return _mandates_given_render(request, MandateGrantForm(prefix="grant"))
+    user = _user(request)
+    form = MandateGrantForm(request.POST, prefix="grant")
+    mandate = _attempt(form, lambda: mandates.mandate_grant(actor=user, **form.service_arguments()))
+    if mandate is None:
+        return _mandates_given_render(request, form, status=422)
+    messages.success(
+        request,
+        _("%(name)s may now apply for you until %(date)s.")
+        % {"name": mandate.agent.name, "date": mandate.valid_until.isoformat()},
+    )
+    return redirect("cases:mandates")
+
+
+@citizen_required
+@require_POST
+def mandate_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    """The principal withdraws one of their mandates; someone else's is not found."""
+    user = _user(request)
+    mandate = mandates.mandate_given_get(user, pk)
+    try:
+        mandates.mandate_withdraw(mandate=mandate, actor=user)
+    except TongbanError as exc:
+        messages.error(request, f"{exc.message} ({exc.code})")
+    else:
+        messages.success(
+            request,
+            _("%(name)s can no longer apply for you.") % {"name": mandate.agent.name},
+        )
+    return redirect("cases:mandates")
+
+
+@citizen_required
+@never_cache
+@require_GET
+def mandates_held(request: HttpRequest) -> HttpResponse:
+    """我可代办的人: the people who authorized the resident, with what and until when."""
+    person = _user(request).person
+    assert person is not None  # citizen_required
+    rows = [
+        {"mandate": m, "form": AgentServiceForm(prefix=f"m{m.pk}") if m.all_items else None}
+        for m in mandates.mandates_held(person)
+    ]
+    return render(request, "cases/mandates_held.html", {"rows": rows})
+
+
+@citizen_required
+@require_GET
+def mandate_held_apply(request: HttpRequest, pk: int) -> HttpResponse:
+    """为TA办理 under a mandate for every service: the service chosen opens its form."""
+    mandate = mandates.mandate_held_get(_user(request), pk)
+    form = AgentServiceForm(request.GET, prefix=f"m{mandate.pk}")
+    if not form.is_valid():
+        messages.error(request, _("Choose a service."))
+        return redirect("cases:mandates_held")
+    return redirect(f"{reverse('cases:apply', args=[form.cleaned_data['item']])}?for={mandate.pk}")
+
+
+# --- 窗口帮办: window staff apply for the person in front of them --------------------------
+
+WINDOW_SALT = "tongban.cases.window"
+WINDOW_MAX_AGE = 2 * 60 * 60
+"""A window session lasts one sitting at the counter; then the person is looked up again."""
+
+
+def _window_token(user: User, person: Person, note: str = "") -> str:
+    """Signed, so the person (and the authorization shown) cannot be swapped in the URL or
+    the form, and bound to the staff member who looked them up."""
+    return signing.dumps({"s": user.pk, "p": person.pk, "n": note}, salt=WINDOW_SALT)
+
+
+def _window_session(user: User, token: str) -> tuple[Person, str]:
+    try:
+        data = signing.loads(token, salt=WINDOW_SALT, max_age=WINDOW_MAX_AGE)
+        person = Person.objects.get(pk=data["p"]) if data["s"] == user.pk else None
+    except (signing.BadSignature, Person.DoesNotExist, KeyError, TypeError):
+        person = None
+    if person is None:
+        raise WindowSessionExpired()
+    return person, str(data.get("n") or "")
+
+
+def _window_render(
+    request: HttpRequest,
+    *,
+    find_form: PersonFindForm | None = None,
+    person: Person | None = None,
+    record_form: MandateRecordForm | None = None,
+    apply_form: WindowApplyForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user = _user(request)
+    context: dict[str, Any] = {"find_form": find_form or PersonFindForm(prefix="find")}
+    if person is not None:
+        context |= {
+            "person": person,
+            "token": _window_token(user, person),
+            "record_form": record_form or MandateRecordForm(prefix="record"),
+            "apply_form": apply_form or WindowApplyForm(prefix="apply"),
+            "mandates": mandates.mandates_given(person),
+            "today": timezone.localdate(),
+        }
+    return render(request, "cases/window.html", context, status=status)
+
+
+@staff_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def window(request: HttpRequest) -> HttpResponse:
+    """窗口帮办: find the person by ID number and name (POST, so the number stays out of
+    URLs and logs), then record their paper authorization for a family member, or apply
+    for them here with the authorization they signed."""
+    user = _user(request)
+    if request.method != "POST":
+        token = request.GET.get("t")
+        person = _window_session(user, token)[0] if token else None
+        return _window_render(request, person=person)
+    step = request.POST.get("step")
+    if step == "find":
+        find_form = PersonFindForm(request.POST, prefix="find")
+        found = _attempt(
+            find_form,
+            lambda: mandates.window_person_find(
+                actor=user,
+                resident_id=find_form.cleaned_data["resident_id"],
+                name=find_form.cleaned_data["name"],
+            ),
+        )
+        return _window_render(
+            request, find_form=find_form, person=found, status=200 if found else 422
+        )
+    person, _note = _window_session(user, request.POST.get("t", ""))
+    if step == "record":
+        record_form = MandateRecordForm(request.POST, prefix="record")
+        mandate = _attempt(
+            record_form,
+            lambda: mandates.mandate_record_by_staff(
+                actor=user,
+                principal=person,
+                paper_reference=record_form.cleaned_data["paper_reference"],
+                **record_form.service_arguments(),
+            ),
+        )
+        if mandate is None:
+            return _window_render(request, person=person, record_form=record_form, status=422)
+        messages.success(
+            request,
+            _("The paper authorization was recorded: %(agent)s may apply for %(name)s.")
+            % {"agent": mandate.agent.name, "name": person.name},
+        )
+        return redirect(f"{reverse('cases:window')}?t={_window_token(user, person)}")
+    apply_form = WindowApplyForm(request.POST, prefix="apply")
+    if step != "apply" or not apply_form.is_valid():
+        return _window_render(request, person=person, apply_form=apply_form, status=422)
+    kind, code = apply_form.cleaned_data["service"].split(":", 1)
+    token = _window_token(user, person, apply_form.cleaned_data["paper_reference"])
+    target = "cases:window_apply_bundle" if kind == "bundle" else "cases:window_apply"
+    return redirect(f"{reverse(target, args=[code])}?t={token}")
+
+
+@staff_required
+@require_POST
+def window_mandate_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    """Window staff withdraw a mandate of the person they looked up, at their request."""
+    user = _user(request)
+    person, _note = _window_session(user, request.POST.get("t", ""))
+    mandate = Mandate.objects.filter(pk=pk, principal=person).first()
+    if mandate is None:
+        raise MandateNotFound()
+    try:
+        mandates.mandate_withdraw(mandate=mandate, actor=user)
+    except TongbanError as exc:
+        messages.error(request, f"{exc.message} ({exc.code})")
+    else:
+        messages.success(request, _("The authorization was withdrawn."))
+    return redirect(f"{reverse('cases:window')}?t={_window_token(user, person)}")
+
+
+def _window_on_behalf(request: HttpRequest) -> _OnBehalf:
+    user = _user(request)
+    token = request.GET.get("t", "")
+    person, note = _window_session(user, token)
+    if not note:
+        raise WindowSessionExpired()
+    return _OnBehalf(person=person, note=note, window_token=_window_token(user, person))
+
+
+@staff_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def window_apply_item(request: HttpRequest, code: str) -> HttpResponse:
+    """窗口帮办: the application form of one service, for the person looked up."""
+    on_behalf = _window_on_behalf(request)
+    return _apply(request, item=catalog_selectors.item_get(code=code), on_behalf=on_behalf)
+
+
+@staff_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def window_apply_bundle(request: HttpRequest, code: str) -> HttpResponse:
+    """窗口帮办: one form for every item of a bundle, for the person looked up."""
+    on_behalf = _window_on_behalf(request)
+    return _apply(request, bundle=catalog_selectors.bundle_get(code=code), on_behalf=on_behalf)
