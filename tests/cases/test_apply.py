@@ -374,6 +374,17 @@ def test_the_demo_city_applies_online_in_every_state_and_a_rerun_adds_nothing():
     # Given the seeded demo city
     report = seed_demo_city(residents=60, organizations=10)
     assert report.created["demo cases"] == len(DEMO_CASES)
+    # and the demo citizen applied for an elderly resident under her recorded mandate
+    assert report.created["demo mandates"] == 1
+    under_mandate = Submission.objects.get(idempotency_key="demo-case-mandate-residence")
+    mandate = under_mandate.mandate
+    assert (mandate.agent, mandate.principal) == (
+        User.objects.get(username="citizen").person,
+        under_mandate.applicant_person,
+    )
+    assert mandate.paper_reference and mandate.principal.birth_date.year <= (
+        timezone.localdate().year - 80
+    )
 
     # Then at least ten items are fully online for the demo citizen
     citizen = User.objects.get(username="citizen")
@@ -411,6 +422,7 @@ def test_the_demo_city_applies_online_in_every_state_and_a_rerun_adds_nothing():
     # and a second run creates nothing
     again = seed_demo_city(residents=60, organizations=10)
     assert (again.created["demo cases"], again.created["case grants"]) == (0, 0)
+    assert again.created["demo mandates"] == 0
     assert again.created["rules signers"] == 0
 
 

@@ -2,6 +2,8 @@
 materials are fetched instead of uploaded, automated seal grants for the items the rules
 decide at once (秒批), and cases in every state for the demo citizen and the demo agent —
 all made through the same services as real applications, so they are audited like them.
+An elderly resident has authorized the demo citizen (委托代办, a paper form recorded at the
+service centre's window), and the citizen has applied for her once under it.
 
 Idempotent: each demo case has a fixed idempotency key, and one that exists is left alone."""
 
@@ -23,7 +25,7 @@ from tongban.exchange.proofs import automated_grant, automated_grant_ensure
 from tongban.licensing.models import License
 from tongban.people.models import Department, Person, User
 
-from . import services
+from . import mandates, services
 from .models import Case, Submission
 from .rules import rules_all
 from .uploads import upload_store
@@ -91,7 +93,9 @@ class DemoCase:
     """One demo application and the steps taken on it after submission."""
 
     key: str
-    applicant: str  # "citizen", "agent", or "window" (staff applying for `for_person`)
+    # "citizen", "agent", or "window" (staff applying for `for_person`); the citizen applies
+    # for `for_person` under the mandate that person gave them.
+    applicant: str
     item: str = ""
     bundle: str = ""
     steps: tuple[str, ...] = ()
@@ -145,7 +149,16 @@ DEMO_CASES = (
     ),
     DemoCase("demo-case-window-elder", "window", ELDER_ALLOWANCE, for_person="elder"),
     DemoCase("demo-case-window-near-elder", "window", ELDER_ALLOWANCE, for_person="near_elder"),
+    DemoCase(
+        "demo-case-mandate-residence",
+        "citizen",
+        RESIDENCE_PROOF,
+        form={"purpose": "办理养老金资格认证"},
+        for_person="elder",
+    ),
 )
+MANDATE_PAPER_REFERENCE = "演示市政务服务中心授权委托书 2026-0001"
+MANDATE_DAYS = 365
 
 STAFF_NOTES = {
     "supplement_request": "请补充迁入地合法稳定住所证明（租赁合同或房屋产权证明）。",
@@ -163,8 +176,32 @@ def cases_demo_seed(
         "case grants": _grants_seed(staff_for=staff_for, approver=approver),
         "rules signers": _rules_signers_seed(actor=actor),
     }
+    created["demo mandates"] = _mandates_seed(staff_for=staff_for) if approver else 0
     created["demo cases"] = _cases_seed(staff_for=staff_for) if approver else 0
     return created
+
+
+def _mandates_seed(*, staff_for: Callable[[Department], User]) -> int:
+    """The elderly resident's paper authorization for the demo citizen, recorded at the
+    window: every service, data reads included, for a year (renewed once it lapses)."""
+    people = _people(staff_for)
+    elder = people.persons.get("elder")
+    citizen = people.citizen.person if people.citizen else None
+    if people.window is None or elder is None or citizen is None:
+        return 0
+    if mandates.mandate_covering(principal=elder, agent=citizen, items=[]) is not None:
+        return 0
+    mandates.mandate_record_by_staff(
+        actor=people.window,
+        principal=elder,
+        agent_resident_id=citizen.resident_id,
+        agent_name=citizen.name,
+        paper_reference=MANDATE_PAPER_REFERENCE,
+        all_items=True,
+        may_consent=True,
+        valid_until=timezone.localdate() + dt.timedelta(days=MANDATE_DAYS),
+    )
+    return 1
 
 
 def _grants_seed(*, staff_for: Callable[[Department], User], approver: User | None) -> int:
@@ -326,7 +363,8 @@ def _apply(
         bundle=bundle,
         actor=actor,
         on_behalf=on_behalf,
-        on_behalf_note="授权委托书（演示）" if on_behalf else "",
+        # Window staff record the paper form shown; the citizen applies under the mandate.
+        on_behalf_note="授权委托书（演示）" if on_behalf and actor.role == User.Role.STAFF else "",
         form=spec.form,
         uploads=uploads,
         consent_datasets=[c.dataset.code for c in form.consents],
