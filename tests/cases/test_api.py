@@ -5,7 +5,9 @@ step, a missing idempotency key, a missing CSRF token)."""
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils.crypto import get_random_string
 
 from tests.cases.apply_factories import (
@@ -478,6 +480,51 @@ def test_unknown_items_and_states_are_coded_refusals(city):
     assert response.status_code == 404 and response.json()["code"] == "item_not_found"
     staff = Api(city.police.staff, verified=True)
     assert staff.get("/queue", state="lost").status_code == 422
+
+
+def test_an_item_and_a_bundle_at_once_are_refused(city, health_item):
+    bundle = make_bundle([health_item])
+    api = Api(_holder(city))
+
+    response = api.post(
+        "/submissions", {"item": health_item.code, "bundle": bundle.code}, key="both-key-01"
+    )
+
+    assert response.status_code == 422 and response.json()["code"] == "case_input_invalid"
+    assert Submission.objects.count() == 0
+
+
+def test_a_file_over_the_limit_is_refused(city, settings):
+    settings.UPLOAD_MAX_BYTES = 16
+    api = Api(_holder(city))
+
+    response = api.upload("marriage_certificate", "marriage.pdf", PDF)
+
+    assert response.status_code == 413 and response.json()["code"] == "upload_too_large"
+    assert Upload.objects.count() == 0
+
+
+# --- lists cost the same whatever their length ---------------------------------------------
+
+
+def _queries(api: Api, path: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get(path).status_code == 200
+    return len(queries)
+
+
+def test_list_pages_read_a_fixed_number_of_rows(city):
+    item = make_item(city.police)
+    person = make_person()
+    citizen = make_user(role="citizen", person=person)
+    staff = Api(city.police.staff, verified=True)
+    mine = Api(citizen)
+    make_case(item, applicant=person, actor=citizen)
+    few = (_queries(staff, "/queue"), _queries(mine, "/mine"))
+    for _ in range(4):
+        make_case(item, applicant=person, actor=citizen)
+
+    assert (_queries(staff, "/queue"), _queries(mine, "/mine")) == few
 
 
 # --- the API description ---------------------------------------------------------------------
