@@ -576,11 +576,15 @@ def build_catalog(count: int = ITEM_COUNT, seed: int = SEED) -> Catalog:
     """Write `count` items with materials and life events, quickly (bulk_create)."""
     rng = random.Random(seed)
     departments = {d.code: d for d in Department.objects.bulk_create(_departments())}
-    events = {
+    # Life events and license types of these codes that the database already holds (the
+    # demo city's, say) are used as they are.
+    events = {e.code: e for e in LifeEvent.objects.filter(code__in=[e[0] for e in LIFE_EVENTS])}
+    events |= {
         e.code: e
         for e in LifeEvent.objects.bulk_create(
             LifeEvent(code=c, name=n, name_en=en, audience=a, order=i)
             for i, (c, n, en, a) in enumerate(LIFE_EVENTS)
+            if c not in events
         )
     }
     # The order `item.life_events.all()` gives (LifeEvent.Meta.ordering).
@@ -589,9 +593,14 @@ def build_catalog(count: int = ITEM_COUNT, seed: int = SEED) -> Catalog:
         for i, e in enumerate(sorted(events.values(), key=lambda e: (e.audience, e.order, e.code)))
     }
     licenses = {
+        lt.code: lt for lt in LicenseType.objects.filter(code__in=[t[0] for t in LICENSE_TYPES])
+    }
+    licenses |= {
         lt.code: lt
         for lt in LicenseType.objects.bulk_create(
-            LicenseType(code=c, name=n, name_en=en, holder_kind=h) for c, n, en, h in LICENSE_TYPES
+            LicenseType(code=c, name=n, name_en=en, holder_kind=h)
+            for c, n, en, h in LICENSE_TYPES
+            if c not in licenses
         )
     }
 

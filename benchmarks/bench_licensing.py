@@ -58,7 +58,7 @@ from tongban.portal.demo import credit_code, people
 
 Row = tuple[str, float, str]
 
-STANDARD_CODE = "11100000000013338W001"
+STANDARD_CODE = "11100000000013338W901"  # a number the demo catalog (W001...) leaves free
 DEPARTMENT_CODE = "bench-licensing"
 ISSUANCES = 300
 VERIFY_SECONDS = 2.0  # per side (ours, raw), for ES256 and EdDSA
@@ -104,7 +104,7 @@ def _department() -> Department:
 
 
 def _license_type(department: Department) -> LicenseType:
-    license_type = LicenseType.objects.filter(standard_code=STANDARD_CODE).first()
+    license_type = LicenseType.objects.filter(code="LT-BENCH-RESIDENCE").first()
     if license_type is None:
         license_type = LicenseType.objects.create(
             code="LT-BENCH-RESIDENCE",
