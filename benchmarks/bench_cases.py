@@ -15,8 +15,8 @@ resident registered in the city at once, so each submission resolves the materia
 police bureau's population register, evaluates the rules, accepts, reviews, approves and
 completes the case, builds the proof (LT-RESIDENCE-PROOF) from the register and issues it
 under the bureau's automated seal grant, with audit entries and timeline events all along.
-One submission through `cases.services.application_submit` checks all this before the
-server starts.
+Two submissions through `cases.services.application_submit` check all this before the
+server starts; the database statements of the second are reported.
 
 1. **Throughput.** gunicorn (bench_catalog's server: 2 gthread workers with 4 threads each,
    DEBUG off) serves ``benchmarks/hello_wsgi.py`` on 127.0.0.1. Eight keep-alive connections
@@ -47,6 +47,7 @@ with the server: the ratios are what to compare between runs.
 """
 
 import csv
+import datetime as dt
 import http.client
 import importlib
 import itertools
@@ -55,6 +56,7 @@ import os
 import random
 import secrets
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -63,7 +65,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from benchmarks.bench_catalog import (
     HTTP_WARMUP,
@@ -81,7 +82,7 @@ from benchmarks.bench_exchange import _write_population
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.db import connection
-from django.test.utils import override_settings
+from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
@@ -100,8 +101,8 @@ Row = tuple[str, float, str]
 
 ACTOR = "system:bench-cases"
 PURPOSE = "办理子女入学"
-CITIZENS = 40  # the first apply in the throughput and latency phases, the rest in the crash
-CRASH_CITIZENS = 12
+CITIZENS = 40
+CRASH_CITIZENS = 12  # of them apply only in the crash test, the others only before it
 PASSWORD = "Tongban-bench-2026!"
 SUBMISSIONS_PATH = "/api/v1/cases/submissions"
 
@@ -183,6 +184,7 @@ class City:
     citizens: list[Citizen]  # throughput and latency
     crash_citizens: list[Citizen]
     body: bytes  # the JSON of every submission
+    statements: int  # database statements of one submission, in process
 
 
 def _setup() -> City:
@@ -196,30 +198,38 @@ def _setup() -> City:
     consents = [c.dataset.code for c in form.consents]
     if item not in form.instant:
         raise RuntimeError(f"{item.code} has no instant-approval rule in force")
-    _check_instant(item, users[0], consents)
+    statements = _check_instant(item, users[:2], consents)
     body = {"item": item.code, "form": {"purpose": PURPOSE}, "consents": consents}
     citizens = [_logged_in(user) for user in users]
     return City(
         citizens=citizens[:-CRASH_CITIZENS],
         crash_citizens=citizens[-CRASH_CITIZENS:],
         body=json.dumps(body).encode(),
+        statements=statements,
     )
 
 
-def _check_instant(item: ServiceItem, user: User, consents: list[str]) -> None:
-    """One submission through the service: the rules must complete it with a license."""
-    submission = application_submit(
-        item=item,
-        actor=user,
-        form={"purpose": PURPOSE},
-        consent_datasets=consents,
-        idempotency_key=f"bench-check-{secrets.token_hex(8)}",
-    )
-    case = submission.cases.get()
-    if case.state != Case.State.COMPLETED or case.result_license_id is None:
-        raise RuntimeError(
-            f"the rules did not complete the case ({case.state}): {case.rule_report}"
-        )
+def _check_instant(item: ServiceItem, users: list[User], consents: list[str]) -> int:
+    """Submissions through the service, one per user: the rules must complete each with a
+    license. Returns the database statements the last one made (the first fills caches)."""
+    statements = 0
+    connection.queries_log.clear()  # a log left full by an earlier bench would hide these
+    for user in users:
+        with CaptureQueriesContext(connection) as queries:
+            submission = application_submit(
+                item=item,
+                actor=user,
+                form={"purpose": PURPOSE},
+                consent_datasets=consents,
+                idempotency_key=f"bench-check-{secrets.token_hex(8)}",
+            )
+        case = submission.cases.get()
+        if case.state != Case.State.COMPLETED or case.result_license_id is None:
+            raise RuntimeError(
+                f"the rules did not complete the case ({case.state}): {case.rule_report}"
+            )
+        statements = len(queries.captured_queries)
+    return statements
 
 
 # --- the client -------------------------------------------------------------------------
@@ -400,6 +410,7 @@ def bench_throughput(port: int, city: City) -> tuple[list[Row], int]:
         for value in [_percentile(timed.latencies_ms, p)]
     ]
     rows.append(("秒批 submissions timed at half rate", len(timed.latencies_ms), "req"))
+    rows.append(("database statements per 秒批 submission (in process)", city.statements, ""))
     return rows, sum(submit.failed.values())
 
 
@@ -415,7 +426,9 @@ class Attempt:
     acknowledged: bool = False
 
 
-def _stream_and_kill(proc: Any, port: int, city: City) -> tuple[list[Attempt], float]:
+def _stream_and_kill(
+    proc: subprocess.Popen[bytes], port: int, city: City
+) -> tuple[list[Attempt], float]:
     """Stream submissions from CRASH_CONNECTIONS connections; SIGKILL the server's process
     group at a random moment; return every attempt made and the moment (s)."""
     prefix = _key_prefix()
@@ -483,7 +496,7 @@ def _retry(port: int, attempts: list[Attempt], body: bytes) -> Counter[str]:
     return outcome
 
 
-def _crash_counts(attempts: list[Attempt], since: Any) -> dict[str, int]:
+def _crash_counts(attempts: list[Attempt], since: dt.datetime) -> dict[str, int]:
     """From the database: acknowledged keys lost, and duplicates of any kind."""
     keys = {a.key for a in attempts}
     users = {a.citizen.user_id for a in attempts}
@@ -516,7 +529,7 @@ def _crash_counts(attempts: list[Attempt], since: Any) -> dict[str, int]:
     }
 
 
-def bench_crash(proc: Any, port: int, city: City) -> list[Row]:
+def bench_crash(proc: subprocess.Popen[bytes], port: int, city: City) -> list[Row]:
     since = timezone.now()
     attempts, moment = _stream_and_kill(proc, port, city)
     acknowledged = sum(a.acknowledged for a in attempts)
