@@ -2,7 +2,8 @@
 residence without uploading anything, gets it at once from the instant-approval rules and
 has its QR accepted on the verification page; a department clerk accepts a case, asks for a
 supplement that the applicant answers on their phone, and approves it, which puts the
-license in the applicant's wallet. Every page passes axe-core without console errors."""
+license in the applicant's wallet; a family member applies for an elderly resident under
+her mandate, and window staff find her. Every page passes axe-core without console errors."""
 
 import io
 from collections.abc import Callable
@@ -22,8 +23,9 @@ from tests.people.factories import (
     totp_token,
 )
 
-from tongban.cases.models import Case
+from tongban.cases.models import Case, Mandate
 from tongban.licensing.models import License
+from tongban.people.models import Department
 
 # 居住证明开具: the rules issue the proof at once when the population register shows the
 # applicant living in the city (cases/rules.yaml).
@@ -200,3 +202,60 @@ def test_staff_accept_ask_for_a_supplement_and_approve(
     phone.wait_for_selector("body.elder")
     _checked(phone, "phone-cases-completed-elder", axe_violations, screenshot)
     assert console_errors(phone) == []
+
+
+def test_a_family_member_applies_for_an_elderly_resident_under_her_mandate(
+    live_server, phone_page, desktop_page, axe_violations, console_errors, screenshot
+):
+    call_command(
+        "seed-demo", residents=60, organizations=4, stdout=io.StringIO(), stderr=io.StringIO()
+    )
+    base = live_server.url
+    mandate = Mandate.objects.select_related("principal").get(agent__accounts__username="citizen")
+    elder = mandate.principal
+    page = phone_page
+
+    # Given the demo citizen, whom an elderly resident authorized at the window
+    page.goto(f"{base}/account/login/?next=/cases/mandates/held/")
+    page.fill("#id_username", "citizen")
+    page.fill("#id_password", DEMO_PASSWORD)
+    page.locator("form.form button").click()
+    page.wait_for_url("**/cases/mandates/held/")
+    assert elder.name in page.locator("main").inner_text()
+    _checked(page, "phone-cases-mandates-held", axe_violations, screenshot)
+
+    # When they choose a service for her, the form says whom it is for
+    page.select_option(f"#id_m{mandate.pk}-item", RESIDENCE_PROOF)
+    with page.expect_navigation():
+        page.locator(f"form[action='/cases/mandates/held/{mandate.pk}/apply/'] button").click()
+    page.wait_for_selector(".apply-form")
+    assert elder.name in page.locator(".on-behalf").inner_text()
+    _checked(page, "phone-cases-apply-for-elder", axe_violations, screenshot)
+    page.fill("#id_stated-purpose", "养老金资格认证")
+    with page.expect_navigation():
+        page.locator(".apply-submit button").click()
+
+    # Then the case is hers, submitted by them under the mandate
+    case = Case.objects.filter(submitted_by__username="citizen").order_by("-pk").first()
+    assert page.url.endswith(f"/cases/{case.pk}/")
+    assert (case.applicant_person, case.submission.mandate) == (elder, mandate)
+    page.goto(f"{base}/cases/")
+    assert elder.name in page.locator(".on-behalf-line").first.inner_text()
+    page.goto(f"{base}/cases/mandates/")
+    _checked(page, "phone-cases-mandates", axe_violations, screenshot)
+    page.locator("button[name=on][value='1']").click()  # elder mode
+    page.wait_for_selector("body.elder")
+    _checked(page, "phone-cases-mandates-elder-mode", axe_violations, screenshot)
+    assert console_errors(page) == []
+
+    # And window staff find her by ID number and name on a desktop
+    desktop = desktop_page
+    clerk = make_user(role="staff", department=Department.objects.get(code="service_center"))
+    _log_in(desktop, base, clerk, "/cases/window/")
+    desktop.fill("#id_find-resident_id", elder.resident_id)
+    desktop.fill("#id_find-name", elder.name)
+    with desktop.expect_navigation():
+        desktop.locator("form:has(input[value=find]) button").click()
+    assert elder.name in desktop.locator("#person-title").inner_text()
+    _checked(desktop, "desktop-cases-window", axe_violations, screenshot)
+    assert console_errors(desktop) == []

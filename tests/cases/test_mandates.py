@@ -541,8 +541,10 @@ def test_window_staff_find_record_and_apply(client, city, elder, son):
         "/cases/window/",
         {"step": "find", "find-resident_id": elder.person.resident_id, "find-name": "王奶奶"},
     )
-    assert found.status_code == 200
-    token = re.search(r'name="t" value="([^"]+)"', found.content.decode()).group(1)
+    assert found.status_code == 302
+    page = client.get(found["Location"]).content.decode()
+    assert "王奶奶" in page and elder.person.resident_id not in page
+    token = re.search(r'name="t" value="([^"]+)"', page).group(1)
 
     recorded = client.post(
         "/cases/window/",

@@ -270,7 +270,7 @@ class MandateGrantForm(forms.Form):
     )
     valid_until = forms.DateField(
         label=_("Valid until"),
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text=_("At most a year from today; you can withdraw it at any time."),
     )
 

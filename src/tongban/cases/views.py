@@ -983,9 +983,10 @@ def window(request: HttpRequest) -> HttpResponse:
                 name=find_form.cleaned_data["name"],
             ),
         )
-        return _window_render(
-            request, find_form=find_form, person=found, status=200 if found else 422
-        )
+        if found is None:
+            return _window_render(request, find_form=find_form, status=422)
+        # Redirected, so that reloading the page does not look the person up again.
+        return redirect(f"{reverse('cases:window')}?t={_window_token(user, found)}")
     person, _note = _window_session(user, request.POST.get("t", ""))
     if step == "record":
         record_form = MandateRecordForm(request.POST, prefix="record")
