@@ -25,8 +25,8 @@ server starts; the database statements of the second are reported.
    ROUNDS rounds interleaved with the same load of ``GET /bench/hello`` (so that a load on
    the machine hits both alike), after a warm-up of each. A submission counts only when its
    answer is a 201 whose one case is ``completed`` with a ``result_license``; anything else
-   is counted and reported as a row. Reported: submissions and hellos per second, and their
-   ratio.
+   (here and in phase 2) is counted and reported as a row. Reported: submissions and hellos
+   per second, and their ratio.
 2. **Latency at half the maximum rate.** Submissions are sent open-loop at half the rate just
    measured for LATENCY_SECONDS, each at its scheduled time, from a pool of connections
    large enough that a slow answer does not hold the next one back; a latency counts from
@@ -295,7 +295,7 @@ class Submitter:
         except (OSError, http.client.HTTPException) as exc:
             self._fail(type(exc).__name__, "")
             raise
-        if _license_case(status, data) is None:
+        if status != 201 or _license_case(status, data) is None:  # each key is new
             self._fail(f"HTTP {status}", data.decode(errors="replace")[:500])
             return False
         return True
