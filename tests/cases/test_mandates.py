@@ -5,10 +5,12 @@ refuses an application and changes nothing."""
 
 import datetime as dt
 import re
+import threading
 import uuid
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection, transaction
 from django.utils import timezone
 
 from tests.cases.apply_factories import (
@@ -596,3 +598,34 @@ def test_window_staff_find_record_and_apply(client, city, elder, son):
     login_verified(client, other)
     assert client.get(form_url).status_code == 403
     assert client.get("/cases/window/?t=bogus").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_withdrawal_waits_for_a_submission_under_the_mandate(city, elder, son):
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite serializes writers; the race needs PostgreSQL")
+    item = make_health_item(city)
+    mandate = grant(elder, son)
+    done = threading.Event()
+
+    def withdraw():
+        try:
+            mandates.mandate_withdraw(mandate=mandate, actor=elder)
+            done.set()
+        finally:
+            connection.close()
+
+    # Given a submission under the mandate in progress (it holds the mandate's row lock)
+    with transaction.atomic():
+        held = mandates.mandate_covering(
+            principal=elder.person, agent=son.person, items=[item], lock=True
+        )
+        assert held == mandate
+        worker = threading.Thread(target=withdraw)
+        worker.start()
+        # Then the withdrawal waits until the submission commits
+        assert not done.wait(0.5)
+    worker.join(10)
+    assert done.is_set()
+    mandate.refresh_from_db()
+    assert mandate.status == "withdrawn"

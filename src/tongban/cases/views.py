@@ -508,6 +508,12 @@ def _apply(
             % {"name": on_behalf.person.name, "numbers": "、".join(c.number for c in cases)},
         )
         return redirect(f"{reverse('cases:window')}?t={on_behalf.window_token}")
+    if on_behalf is not None:
+        messages.info(
+            request,
+            _("Applied for %(name)s: they see it in their applications too.")
+            % {"name": on_behalf.person.name},
+        )
     if len(cases) == 1:
         case = cases[0]
         if case.decision == Case.Decision.APPROVED:
