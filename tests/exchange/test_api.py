@@ -5,6 +5,7 @@ refused call has a code and changes nothing."""
 import datetime as dt
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
@@ -319,6 +320,7 @@ def test_a_session_needs_the_csrf_token_a_machine_credential_does_not(world, con
 def test_questions_list_names_datasets_and_parameters(world, consumer, data_admin):
     client, _credential = machine_client(consumer, data_admin)
 
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
     questions = {q["name"]: q for q in client.get(f"{API}/questions").json()}
 
     assert questions["age_at_least"] == {

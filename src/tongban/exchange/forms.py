@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from tongban.core.i18n import translated
 from tongban.people.models import Department
@@ -43,7 +44,7 @@ class GrantRequestForm(forms.Form):
     data_fields = forms.MultipleChoiceField(label=_("Fields"), widget=forms.CheckboxSelectMultiple)
     purpose = forms.ChoiceField(label=_("Purpose"), choices=Purpose.choices)
     legal_basis = forms.CharField(
-        label=_("Legal basis"),
+        label=pgettext_lazy("data sharing", "Legal basis"),
         max_length=200,
         help_text=_("The law or regulation that lets your department use this data."),
     )
@@ -91,7 +92,9 @@ class QueryForm(forms.Form):
         label=_("Resident ID number or credit code"), max_length=18, widget=ID_INPUT
     )
     data_fields = forms.MultipleChoiceField(label=_("Fields"), widget=forms.CheckboxSelectMultiple)
-    legal_basis = forms.CharField(label=_("Legal basis"), max_length=200)
+    legal_basis = forms.CharField(
+        label=pgettext_lazy("data sharing", "Legal basis"), max_length=200
+    )
 
     def __init__(self, *args: Any, grant: AccessGrant, **kwargs: Any) -> None:
         kwargs.setdefault(
@@ -120,7 +123,9 @@ class VerifyForm(forms.Form):
     subject = forms.CharField(
         label=_("Resident ID number or credit code"), max_length=18, widget=ID_INPUT
     )
-    legal_basis = forms.CharField(label=_("Legal basis"), max_length=200)
+    legal_basis = forms.CharField(
+        label=pgettext_lazy("data sharing", "Legal basis"), max_length=200
+    )
 
     def __init__(self, *args: Any, grant: AccessGrant, question: Question, **kwargs: Any) -> None:
         kwargs.setdefault("initial", {"legal_basis": grant.legal_basis})

@@ -306,7 +306,7 @@ def _grant_decided(
 ) -> AccessGrant:
     note = note.strip()
     if len(note) > 200:
-        raise ExchangeInputInvalid(_("Keep the note under 200 characters."), field="note")
+        raise ExchangeInputInvalid(_("Keep the note to 200 characters at most."), field="note")
     if action != "grant.approve" and not note:
         raise ExchangeInputInvalid(_("Give a reason."), field="note")
     grant.decided_by, grant.decided_at, grant.decision_note = actor, timezone.now(), note
@@ -478,7 +478,10 @@ def _subject_checked(dataset: Dataset, subject: str) -> tuple[str, tuple[str, st
         subject = credit_code_validate(subject)
         return subject, ("organization", subject)
     if not subject or len(subject) > 18:
-        raise ExchangeInputInvalid(_("Give the code of what you ask about."), field="subject")
+        raise ExchangeInputInvalid(
+            _("Give the resident ID number or credit code of whom you ask about."),
+            field="subject",
+        )
     return subject, None
 
 
