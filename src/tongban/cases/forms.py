@@ -55,7 +55,7 @@ class DecideForm(forms.Form):
     reasons = _note(
         _("Reasons"),
         required=False,
-        help_text=_("Required for a rejection; the applicant reads them."),
+        help_text=_("Required for a rejection; the applicant sees them."),
     )
 
     def __init__(self, *args: Any, case: Case, **kwargs: Any) -> None:

@@ -47,7 +47,7 @@ def _applicant_filter(user: User) -> Q:
         return mine | Q(applicant_organization_id=user.organization_id)
     if user.role == User.Role.STAFF:
         return mine  # what they applied for on someone's behalf (帮办代办)
-    raise PermissionDeniedError(_("Only applicants have applications."))
+    raise PermissionDeniedError(_("Only citizens and organization agents apply for services."))
 
 
 def cases_for_applicant(user: User) -> QuerySet[Case]:
@@ -60,6 +60,7 @@ def cases_for_applicant(user: User) -> QuerySet[Case]:
             "department",
             "submission",
             "submission__bundle",
+            "submission__mandate__agent",
             "result_license",
             "applicant_person",
             "applicant_organization",
@@ -121,7 +122,9 @@ def submission_for_key(user: User, idempotency_key: str) -> Submission | None:
 
 def submission_progress(submission: Submission) -> SubmissionProgress:
     cases = list(
-        submission.cases.select_related("item", "department", "result_license").order_by("pk")
+        submission.cases.select_related(
+            "item", "department", "result_license", "applicant_person", "applicant_organization"
+        ).order_by("pk")
     )
     return SubmissionProgress(
         submission=submission,
@@ -205,6 +208,7 @@ def queue_for_staff(
             "applicant_organization",
             "submission",
             "submission__bundle",
+            "submission__mandate__agent",
         )
         .order_by("due_at", "submitted_at", "pk")
     )

@@ -40,7 +40,7 @@ from tongban.licensing.models import License
 from tongban.people.decorators import staff_required
 from tongban.people.models import Person, User
 
-from . import mandates, rules, selectors, services, uploads
+from . import mandates, selectors, services, uploads
 from .errors import MandateNotFound, UploadNotFound, WindowSessionExpired
 from .forms import (
     AgentServiceForm,
@@ -303,25 +303,6 @@ def _result_type(prepared: services.ApplicationForm) -> LicenseType | None:
     return next(iter(types.values())) if len(types) == 1 else None
 
 
-def _stated_names(prepared: services.ApplicationForm) -> list[tuple[str, str]]:
-    """What the instant-approval rules take from the form: the purpose of a proof, and any
-    surface field they copy from it, titled as the license type names it."""
-    names: dict[str, str] = {}
-    today = timezone.localdate()
-    for item in prepared.instant:
-        rule = rules.rule_in_force(item.code, on=today)
-        if rule is None:
-            continue
-        if rule.result.get("proof"):
-            names["purpose"] = _("What is it for? (e.g. 入学, 就业)")
-        schema = (item.result_license_type.surface_schema if item.result_license_type else {}) or {}
-        for field, source in (rule.result.get("surface") or {}).items():
-            if "form" in source:
-                title = translated(schema.get("properties", {}).get(field, {}), "title")
-                names[str(source["form"])] = title or field
-    return list(names.items())
-
-
 class _ApplyForms:
     """The application form with its parts: the surface fields of the result license and
     the values the rules take from the form."""
@@ -336,7 +317,7 @@ class _ApplyForms:
             if license_type is not None
             else None
         )
-        names = _stated_names(prepared)
+        names = list(selectors.rules_form_fields(prepared.instant).items())
         self.stated = StatedForm(data, names=names, prefix="stated") if names else None
 
     def all(self) -> list[forms.Form]:

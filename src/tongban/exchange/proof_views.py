@@ -20,7 +20,7 @@ from . import proofs
 class ProofForm(forms.Form):
     license_type = forms.CharField(widget=forms.HiddenInput, max_length=32)
     purpose = forms.CharField(
-        label=gettext_lazy("What is it for"),
+        label=gettext_lazy("What is it for? (e.g. 入学, 就业)"),
         max_length=proofs.PURPOSE_MAX,
         help_text=gettext_lazy("For example: applying for a job, school enrolment."),
     )
