@@ -19,8 +19,7 @@ from django.utils import timezone
 from fpdf import FPDF
 
 from tongban.catalog.models import Bundle, ServiceItem
-from tongban.exchange import services as exchange_services
-from tongban.exchange.models import AccessGrant, Dataset, Purpose
+from tongban.exchange.demo import DemoGrant, demo_grants_seed
 from tongban.exchange.proofs import automated_grant, automated_grant_ensure
 from tongban.licensing.models import License
 from tongban.people.models import Department, Person, User
@@ -30,16 +29,7 @@ from .models import Case, Submission
 from .rules import rules_all
 from .uploads import upload_store
 
-GRANT_DAYS = 365
 RULES_SIGNER_SUFFIX = "-rules-signer"
-
-
-@dataclass(frozen=True)
-class DemoGrant:
-    consumer: str
-    dataset: str
-    fields: tuple[str, ...]
-    legal_basis: str
 
 
 # What the handling departments read to fetch materials and to check their rules.
@@ -173,7 +163,9 @@ def cases_demo_seed(
     `staff_for` gives a staff account of a department (its demo clerk); `approver` is the
     data administrator who approves the grants (none: no grants, no demo cases)."""
     created = {
-        "case grants": _grants_seed(staff_for=staff_for, approver=approver),
+        "case grants": demo_grants_seed(
+            DEMO_GRANTS, staff_for=staff_for, approver=approver, note="演示免证办授权"
+        ),
         "rules signers": _rules_signers_seed(actor=actor),
     }
     created["demo mandates"] = _mandates_seed(staff_for=staff_for) if approver else 0
@@ -202,41 +194,6 @@ def _mandates_seed(*, staff_for: Callable[[Department], User]) -> int:
         valid_until=timezone.localdate() + dt.timedelta(days=MANDATE_DAYS),
     )
     return 1
-
-
-def _grants_seed(*, staff_for: Callable[[Department], User], approver: User | None) -> int:
-    if approver is None:
-        return 0
-    today = timezone.localdate()
-    created = 0
-    for spec in DEMO_GRANTS:
-        consumer = Department.objects.filter(code=spec.consumer).first()
-        dataset = Dataset.objects.filter(code=spec.dataset).first()
-        if consumer is None or dataset is None:
-            continue
-        in_force = AccessGrant.objects.filter(
-            consumer=consumer,
-            dataset=dataset,
-            mode=AccessGrant.Mode.QUERY,
-            purpose=Purpose.SERVICE_HANDLING,
-            status=AccessGrant.Status.APPROVED,
-            valid_until__gte=today,
-        )
-        if any(set(spec.fields) <= set(grant.fields) for grant in in_force):
-            continue
-        with transaction.atomic():
-            grant = exchange_services.grant_request(
-                dataset=dataset,
-                fields=spec.fields,
-                mode=AccessGrant.Mode.QUERY,
-                purpose=Purpose.SERVICE_HANDLING,
-                legal_basis=spec.legal_basis,
-                valid_until=today + dt.timedelta(days=GRANT_DAYS),
-                actor=staff_for(consumer),
-            )
-            exchange_services.grant_approve(grant=grant, actor=approver, note="演示免证办授权")
-        created += 1
-    return created
 
 
 def _rules_signers_seed(*, actor: str) -> int:

@@ -13,13 +13,14 @@ import hashlib
 import io
 import random
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
+from django.db import transaction
 from django.utils import timezone
 from stdnum.cn import ric
 
@@ -53,10 +54,10 @@ class DemoCity:
 class DemoGrant:
     consumer: str
     dataset: str
-    mode: str
     fields: tuple[str, ...]
-    purpose: str
     legal_basis: str
+    mode: str = AccessGrant.Mode.QUERY
+    purpose: str = Purpose.SERVICE_HANDLING
 
 
 # The demo story: window staff of the market bureau read a resident's basic facts while
@@ -66,26 +67,22 @@ DEMO_GRANTS = (
     DemoGrant(
         "market",
         "population",
-        AccessGrant.Mode.QUERY,
         ("name", "sex", "birth_date", "address"),
-        Purpose.SERVICE_HANDLING,
         "《中华人民共和国市场主体登记管理条例》第十六条",
     ),
     DemoGrant(
         "civil_affairs",
         "population",
-        AccessGrant.Mode.VERIFY,
         ("address",),
-        Purpose.SERVICE_HANDLING,
         "《婚姻登记条例》第五条",
+        mode=AccessGrant.Mode.VERIFY,
     ),
     DemoGrant(
         "tax",
         "legal_entity",
-        AccessGrant.Mode.VERIFY,
         ("legal_representative_id",),
-        Purpose.SERVICE_HANDLING,
         "《中华人民共和国税收征收管理法》第十五条",
+        mode=AccessGrant.Mode.VERIFY,
     ),
 )
 
@@ -113,7 +110,9 @@ def exchange_demo_seed(
         if progress:
             progress(f"data {dataset.code}", imported, imported)
     created["dataset rows"] = rows_imported
-    created["grants"] = _grants_seed(staff_for=staff_for, approver=approver)
+    created["grants"] = demo_grants_seed(
+        DEMO_GRANTS, staff_for=staff_for, approver=approver, note="演示数据共享授权"
+    )
     return created
 
 
@@ -146,13 +145,20 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _grants_seed(*, staff_for: Callable[[Department], User], approver: User | None) -> int:
-    """Request and approve the demo grants that are not in force yet."""
+def demo_grants_seed(
+    grants: Iterable[DemoGrant],
+    *,
+    staff_for: Callable[[Department], User],
+    approver: User | None,
+    note: str,
+) -> int:
+    """Request (as the consumer's staff) and approve (as `approver`) the demo grants that
+    are not in force yet; each one whole or not at all."""
     if approver is None:
         return 0
     today = timezone.localdate()
     created = 0
-    for spec in DEMO_GRANTS:
+    for spec in grants:
         consumer = Department.objects.filter(code=spec.consumer).first()
         dataset = Dataset.objects.filter(code=spec.dataset).first()
         if consumer is None or dataset is None:
@@ -167,16 +173,17 @@ def _grants_seed(*, staff_for: Callable[[Department], User], approver: User | No
         )
         if any(set(spec.fields) <= set(grant.fields) for grant in in_force):
             continue
-        grant = services.grant_request(
-            dataset=dataset,
-            fields=spec.fields,
-            mode=spec.mode,
-            purpose=spec.purpose,
-            legal_basis=spec.legal_basis,
-            valid_until=today + dt.timedelta(days=GRANT_DAYS),
-            actor=staff_for(consumer),
-        )
-        services.grant_approve(grant=grant, actor=approver, note="演示数据共享授权")
+        with transaction.atomic():
+            grant = services.grant_request(
+                dataset=dataset,
+                fields=spec.fields,
+                mode=spec.mode,
+                purpose=spec.purpose,
+                legal_basis=spec.legal_basis,
+                valid_until=today + dt.timedelta(days=GRANT_DAYS),
+                actor=staff_for(consumer),
+            )
+            services.grant_approve(grant=grant, actor=approver, note=note)
         created += 1
     return created
 
