@@ -6,21 +6,16 @@ license in the applicant's wallet; a family member applies for an elderly reside
 her mandate, and window staff find her. Every page passes axe-core without console errors."""
 
 import io
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page
+from tests.browser.journeys import checked, log_in
 from tests.cases.factories import make_case, make_item
 from tests.licensing.factories import make_office
 from tests.people.factories import (
-    DEFAULT_PASSWORD,
     make_person,
-    make_totp_device,
     make_user,
-    totp_token,
 )
 
 from tongban.cases.models import Case, Mandate
@@ -33,28 +28,6 @@ RESIDENCE_PROOF = "11370100004188063L-001106104000-01"
 DEMO_PASSWORD = "Tongban-demo-2026"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _log_in(page: Page, base: str, user: Any, next_url: str, *, steps_ahead: int = 0) -> None:
-    """Through the login page, with the authenticator's current code for staff."""
-    page.goto(f"{base}/account/login/?next={next_url}")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", DEFAULT_PASSWORD)
-    if user.requires_totp:
-        device = TOTPDevice.objects.filter(user=user).first() or make_totp_device(user)
-        page.fill("#id_otp_token", totp_token(device, steps_ahead=steps_ahead))
-    page.locator("form.form button").click()
-    page.wait_for_url(f"**{next_url}")
-
-
-def _checked(
-    page: Page,
-    name: str,
-    axe_violations: Callable[[Page], list],
-    screenshot: Callable[[Page, str], Any],
-) -> None:
-    assert axe_violations(page) == [], name
-    screenshot(page, name)
 
 
 def _step(page: Page, action: str) -> None:
@@ -84,7 +57,7 @@ def test_the_demo_citizen_gets_a_certificate_at_once_and_it_verifies(
     page.wait_for_selector(".apply-form")
     assert page.locator(".apply-form input[type=file]").count() == 0
     assert page.locator(".instant-note").count() == 1
-    _checked(page, "phone-cases-apply-instant", axe_violations, screenshot)
+    checked(page, "phone-cases-apply-instant", axe_violations, screenshot)
 
     # and state what the certificate is for, and submit
     page.fill("#id_stated-purpose", "租房备案")
@@ -97,7 +70,7 @@ def test_the_demo_citizen_gets_a_certificate_at_once_and_it_verifies(
     assert case.state == Case.State.COMPLETED and case.decision == Case.Decision.APPROVED
     assert case.materials_uploaded == 0 and case.materials_fetched >= 1
     assert page.locator(".case-result").count() == 1
-    _checked(page, "phone-cases-instant-approved", axe_violations, screenshot)
+    checked(page, "phone-cases-instant-approved", axe_violations, screenshot)
 
     # and its QR code, shown from the wallet, is accepted on the verification page
     page.locator(f".case-result a[href='/wallet/{case.result_license.pk}/']").click()
@@ -112,7 +85,7 @@ def test_the_demo_citizen_gets_a_certificate_at_once_and_it_verifies(
     license = License.objects.select_related("license_type").get(pk=case.result_license.pk)
     verdict = page.locator(".verdict").inner_text()
     assert license.holder_person.masked_id in verdict and license.license_type.name in verdict
-    _checked(page, "phone-cases-instant-verified", axe_violations, screenshot)
+    checked(page, "phone-cases-instant-verified", axe_violations, screenshot)
     assert console_errors(page) == []
 
     # And the application page holds up on a desktop
@@ -122,9 +95,9 @@ def test_the_demo_citizen_gets_a_certificate_at_once_and_it_verifies(
     desktop.fill("#id_password", DEMO_PASSWORD)
     desktop.locator("form.form button").click()
     desktop.wait_for_selector(".apply-form")
-    _checked(desktop, "desktop-cases-apply-instant", axe_violations, screenshot)
+    checked(desktop, "desktop-cases-apply-instant", axe_violations, screenshot)
     desktop.goto(f"{base}/cases/")
-    _checked(desktop, "desktop-cases-my", axe_violations, screenshot)
+    checked(desktop, "desktop-cases-my", axe_violations, screenshot)
     assert console_errors(desktop) == []
 
 
@@ -140,31 +113,31 @@ def test_staff_accept_ask_for_a_supplement_and_approve(
 
     # Given the clerk, logged in with a one-time code, on the department's queue
     page = desktop_page
-    _log_in(page, base, office.staff, "/cases/queue/")
+    log_in(page, base, office.staff, "/cases/queue/")
     assert page.locator(".queue-table tbody tr").count() == 1
-    _checked(page, "desktop-cases-queue", axe_violations, screenshot)
+    checked(page, "desktop-cases-queue", axe_violations, screenshot)
 
     # When they open the case, accept it, start the review and ask for a supplement
     page.locator(".queue-table a").first.click()
     page.wait_for_selector("#accept-title")
     assert person.masked_id in page.locator(".facts").first.inner_text()
-    _checked(page, "desktop-cases-staff-submitted", axe_violations, screenshot)
+    checked(page, "desktop-cases-staff-submitted", axe_violations, screenshot)
     _step(page, "accept")
     _step(page, "review")
     page.fill("#id_supplement-note", "请补充房屋租赁合同")
     _step(page, "supplement_request")
     assert Case.objects.get(pk=case.pk).state == Case.State.SUPPLEMENT_REQUESTED
-    _checked(page, "desktop-cases-staff-supplement", axe_violations, screenshot)
+    checked(page, "desktop-cases-staff-supplement", axe_violations, screenshot)
     assert console_errors(page) == []
 
     # Then the applicant sees the request on their phone and answers it
     phone = phone_page
-    _log_in(phone, base, citizen, "/cases/")
-    _checked(phone, "phone-cases-my", axe_violations, screenshot)
+    log_in(phone, base, citizen, "/cases/")
+    checked(phone, "phone-cases-my", axe_violations, screenshot)
     phone.locator(".case-card a").first.click()
     phone.wait_for_selector("#answer-title")
     assert "请补充房屋租赁合同" in phone.locator(".supplement-note").inner_text()
-    _checked(phone, "phone-cases-supplement", axe_violations, screenshot)
+    checked(phone, "phone-cases-supplement", axe_violations, screenshot)
     phone.fill("#id_supplement-note", "租赁合同已上传")
     with phone.expect_navigation():
         phone.locator("form[action$='/supplement/'] button").click()
@@ -175,7 +148,7 @@ def test_staff_accept_ask_for_a_supplement_and_approve(
     assert "租赁合同已上传" in page.locator(".timeline").inner_text()
     page.locator("input[name=decide-decision][value=approved]").check()
     _step(page, "decide")
-    _checked(page, "desktop-cases-staff-decided", axe_violations, screenshot)
+    checked(page, "desktop-cases-staff-decided", axe_violations, screenshot)
     _step(page, "complete")
     case.refresh_from_db()
     assert case.state == Case.State.COMPLETED and case.result_license is not None
@@ -186,7 +159,7 @@ def test_staff_accept_ask_for_a_supplement_and_approve(
     page.select_option("#id_state", "completed")
     page.wait_for_url("**state=completed*")
     page.wait_for_selector(".queue-table tbody tr")
-    _checked(page, "phone-cases-queue-completed", axe_violations, screenshot)
+    checked(page, "phone-cases-queue-completed", axe_violations, screenshot)
     assert console_errors(page) == []
 
     # The applicant finds the license linked from the case and rates the service
@@ -194,13 +167,13 @@ def test_staff_accept_ask_for_a_supplement_and_approve(
     phone.locator("input[name=evaluation-level][value='5']").check()
     with phone.expect_navigation():
         phone.locator("form[action$='/evaluate/'] button").click()
-    _checked(phone, "phone-cases-completed", axe_violations, screenshot)
+    checked(phone, "phone-cases-completed", axe_violations, screenshot)
     phone.locator(f"a[href='/wallet/{case.result_license.pk}/']").click()
     phone.wait_for_selector(".qr svg")
     phone.go_back()
     phone.locator("button[name=on][value='1']").click()
     phone.wait_for_selector("body.elder")
-    _checked(phone, "phone-cases-completed-elder", axe_violations, screenshot)
+    checked(phone, "phone-cases-completed-elder", axe_violations, screenshot)
     assert console_errors(phone) == []
 
 
@@ -222,7 +195,7 @@ def test_a_family_member_applies_for_an_elderly_resident_under_her_mandate(
     page.locator("form.form button").click()
     page.wait_for_url("**/cases/mandates/held/")
     assert elder.name in page.locator("main").inner_text()
-    _checked(page, "phone-cases-mandates-held", axe_violations, screenshot)
+    checked(page, "phone-cases-mandates-held", axe_violations, screenshot)
 
     # When they choose a service for her, the form says whom it is for
     page.select_option(f"#id_m{mandate.pk}-item", RESIDENCE_PROOF)
@@ -230,7 +203,7 @@ def test_a_family_member_applies_for_an_elderly_resident_under_her_mandate(
         page.locator(f"form[action='/cases/mandates/held/{mandate.pk}/apply/'] button").click()
     page.wait_for_selector(".apply-form")
     assert elder.name in page.locator(".on-behalf").inner_text()
-    _checked(page, "phone-cases-apply-for-elder", axe_violations, screenshot)
+    checked(page, "phone-cases-apply-for-elder", axe_violations, screenshot)
     page.fill("#id_stated-purpose", "养老金资格认证")
     with page.expect_navigation():
         page.locator(".apply-submit button").click()
@@ -242,20 +215,20 @@ def test_a_family_member_applies_for_an_elderly_resident_under_her_mandate(
     page.goto(f"{base}/cases/")
     assert elder.name in page.locator(".on-behalf-line").first.inner_text()
     page.goto(f"{base}/cases/mandates/")
-    _checked(page, "phone-cases-mandates", axe_violations, screenshot)
+    checked(page, "phone-cases-mandates", axe_violations, screenshot)
     page.locator("button[name=on][value='1']").click()  # elder mode
     page.wait_for_selector("body.elder")
-    _checked(page, "phone-cases-mandates-elder-mode", axe_violations, screenshot)
+    checked(page, "phone-cases-mandates-elder-mode", axe_violations, screenshot)
     assert console_errors(page) == []
 
     # And window staff find her by ID number and name on a desktop
     desktop = desktop_page
     clerk = make_user(role="staff", department=Department.objects.get(code="service_center"))
-    _log_in(desktop, base, clerk, "/cases/window/")
+    log_in(desktop, base, clerk, "/cases/window/")
     desktop.fill("#id_find-resident_id", elder.resident_id)
     desktop.fill("#id_find-name", elder.name)
     with desktop.expect_navigation():
         desktop.locator("form:has(input[value=find]) button").click()
     assert elder.name in desktop.locator("#person-title").inner_text()
-    _checked(desktop, "desktop-cases-window", axe_violations, screenshot)
+    checked(desktop, "desktop-cases-window", axe_violations, screenshot)
     assert console_errors(desktop) == []

@@ -3,21 +3,16 @@ the query page; the resident then finds that read in 数据使用记录. A data 
 pages (review queue, statistics, credentials) pass the same checks."""
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.utils import timezone, translation
-from django_otp.plugins.otp_totp.models import TOTPDevice
-from playwright.sync_api import Page
+from tests.browser.journeys import checked, log_in
 from tests.exchange.factories import load_datasets, make_grant, put_rows
 from tests.people.factories import (
-    DEFAULT_PASSWORD,
     make_department,
     make_person,
-    make_totp_device,
     make_user,
-    totp_token,
     valid_resident_id,
 )
 
@@ -60,28 +55,6 @@ def _world() -> dict[str, Any]:
     }
 
 
-def _log_in(page: Page, base: str, user: Any, next_url: str, *, steps_ahead: int = 0) -> None:
-    """Through the login page, with the authenticator's current code for staff and admins."""
-    page.goto(f"{base}/account/login/?next={next_url}")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", DEFAULT_PASSWORD)
-    if user.requires_totp:
-        device = TOTPDevice.objects.filter(user=user).first() or make_totp_device(user)
-        page.fill("#id_otp_token", totp_token(device, steps_ahead=steps_ahead))
-    page.locator("form.form button").click()
-    page.wait_for_url(f"**{next_url}")
-
-
-def _checked(
-    page: Page,
-    name: str,
-    axe_violations: Callable[[Page], list],
-    screenshot: Callable[[Page, str], Any],
-) -> None:
-    assert axe_violations(page) == [], name
-    screenshot(page, name)
-
-
 def test_a_clerk_reads_granted_fields_and_the_resident_sees_it(
     live_server, desktop_page, phone_page, axe_violations, console_errors, screenshot
 ):
@@ -90,8 +63,8 @@ def test_a_clerk_reads_granted_fields_and_the_resident_sees_it(
 
     # Given a clerk of the consumer department, logged in with a one-time code
     page = desktop_page
-    _log_in(page, base, world["staff"], "/exchange/query/")
-    _checked(page, "desktop-exchange-query-choose", axe_violations, screenshot)
+    log_in(page, base, world["staff"], "/exchange/query/")
+    checked(page, "desktop-exchange-query-choose", axe_violations, screenshot)
 
     # When they choose the grant and ask for the resident's name and address
     page.select_option("#grant", str(world["grant"].pk))
@@ -104,27 +77,27 @@ def test_a_clerk_reads_granted_fields_and_the_resident_sees_it(
     # Then they see exactly the granted fields
     table = page.locator(".answer-table").inner_text()
     assert "李娜" in table and ADDRESS in table
-    _checked(page, "desktop-exchange-query-result", axe_violations, screenshot)
+    checked(page, "desktop-exchange-query-result", axe_violations, screenshot)
     page.goto(f"{base}/exchange/datasets/population/")
-    _checked(page, "desktop-exchange-dataset", axe_violations, screenshot)
+    checked(page, "desktop-exchange-dataset", axe_violations, screenshot)
     page.goto(f"{base}/exchange/")
     page.fill("#q", "人口")
     page.wait_for_url("**q=*")  # the htmx search pushes its URL
     assert page.locator("#results .dataset-card").count() == 1
-    _checked(page, "desktop-exchange-catalog", axe_violations, screenshot)
+    checked(page, "desktop-exchange-catalog", axe_violations, screenshot)
     assert console_errors(page) == []
 
     # And the same query page works on a phone
     phone = phone_page
-    _log_in(phone, base, world["staff"], "/exchange/query/", steps_ahead=1)
+    log_in(phone, base, world["staff"], "/exchange/query/", steps_ahead=1)
     phone.select_option("#grant", str(world["grant"].pk))
     phone.locator("form.filter-form button").click()
     phone.wait_for_selector("#id_query-subject")
-    _checked(phone, "phone-exchange-query", axe_violations, screenshot)
+    checked(phone, "phone-exchange-query", axe_violations, screenshot)
     phone.context.clear_cookies()
 
     # When the resident logs in on their phone and opens 数据使用记录
-    _log_in(phone, base, world["resident"], "/exchange/my/")
+    log_in(phone, base, world["resident"], "/exchange/my/")
     record = phone.locator(".access").first.inner_text()
     with translation.override("zh-hans"):
         purpose = str(world["grant"].get_purpose_display())
@@ -135,18 +108,18 @@ def test_a_clerk_reads_granted_fields_and_the_resident_sees_it(
     # Then they see who read what, when and why
     for text in ("演示市人力资源和社会保障局", "人口基础信息", "姓名", "户籍地址", purpose, when):
         assert text in record, text
-    _checked(phone, "phone-exchange-my", axe_violations, screenshot)
+    checked(phone, "phone-exchange-my", axe_violations, screenshot)
 
     # And the page holds up in elder mode and on a desktop
     phone.locator("button[name=on][value='1']").click()
     phone.wait_for_selector("body.elder")
-    _checked(phone, "phone-exchange-my-elder", axe_violations, screenshot)
+    checked(phone, "phone-exchange-my-elder", axe_violations, screenshot)
     phone.goto(f"{base}/exchange/my/consents/")
     phone.select_option("#id_dataset", "minimum_living")
     phone.select_option("#id_department", "hrss")
     phone.locator(".stack-form button").click()
     phone.wait_for_selector(".grant-list form")  # the new authorization, with its withdraw
-    _checked(phone, "phone-exchange-consents-elder", axe_violations, screenshot)
+    checked(phone, "phone-exchange-consents-elder", axe_violations, screenshot)
     assert console_errors(phone) == []
 
 
@@ -170,27 +143,27 @@ def test_data_administrator_pages(
         legal_basis="《社会救助暂行办法》",
     )
     page = desktop_page
-    _log_in(page, base, world["admin"], "/exchange/grants/")
-    _checked(page, "desktop-exchange-grants", axe_violations, screenshot)
+    log_in(page, base, world["admin"], "/exchange/grants/")
+    checked(page, "desktop-exchange-grants", axe_violations, screenshot)
     page.locator(".grant-list a").first.click()
     page.wait_for_selector("#approve-title")
-    _checked(page, "desktop-exchange-grant-review", axe_violations, screenshot)
+    checked(page, "desktop-exchange-grant-review", axe_violations, screenshot)
     page.goto(f"{base}/exchange/stats/")
-    _checked(page, "desktop-exchange-stats", axe_violations, screenshot)
+    checked(page, "desktop-exchange-stats", axe_violations, screenshot)
     page.goto(f"{base}/exchange/credentials/")
     page.select_option("#id_department", "hrss")
     page.fill("#id_name", "社保业务系统")
     page.locator(".stack-form button").click()
     page.wait_for_selector("#token")
     assert page.input_value("#token").startswith("tbx_")
-    _checked(page, "desktop-exchange-credential-token", axe_violations, screenshot)
+    checked(page, "desktop-exchange-credential-token", axe_violations, screenshot)
     page.goto(f"{base}/exchange/credentials/")
-    _checked(page, "desktop-exchange-credentials", axe_violations, screenshot)
+    checked(page, "desktop-exchange-credentials", axe_violations, screenshot)
     assert console_errors(page) == []
 
     phone = phone_page
-    _log_in(phone, base, world["admin"], "/exchange/stats/", steps_ahead=1)
-    _checked(phone, "phone-exchange-stats", axe_violations, screenshot)
+    log_in(phone, base, world["admin"], "/exchange/stats/", steps_ahead=1)
+    checked(phone, "phone-exchange-stats", axe_violations, screenshot)
     phone.goto(f"{base}/exchange/grants/")
-    _checked(phone, "phone-exchange-grants", axe_violations, screenshot)
+    checked(phone, "phone-exchange-grants", axe_violations, screenshot)
     assert console_errors(phone) == []
