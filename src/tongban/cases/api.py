@@ -3,8 +3,9 @@ TOTP-verified staff work their department's queue. Handlers translate HTTP to th
 services and selectors the pages use, which check who is asking: another applicant's case
 and another department's look exactly like a missing one (case_not_found).
 
-Applying on someone's behalf (帮办代办, 委托代办) is not offered here; it is done on the
-pages."""
+Applying for someone: a resident grants mandates (委托代办) under /mandates, and the agent
+applies for the principal by naming the mandate (`for_mandate`); window staff help the
+person in front of them (窗口帮办) under /window, naming them by ID number and name."""
 
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast, overload
@@ -24,10 +25,10 @@ from tongban.core.errors import PermissionDeniedError
 from tongban.core.i18n import translated
 from tongban.core.selectors import WorkingCalendar
 from tongban.people.api_auth import verified_staff
-from tongban.people.models import User
+from tongban.people.models import Person, User
 
-from . import notifications, selectors, services, uploads
-from .models import Case, Submission
+from . import mandates, notifications, selectors, services, uploads
+from .models import Case, Mandate, Submission
 from .schemas import (
     ApplicationFormOut,
     CaseListOut,
@@ -36,8 +37,12 @@ from .schemas import (
     ErrorOut,
     EvaluationIn,
     EvaluationOut,
+    MandateGrantIn,
+    MandateOut,
+    MandateRecordIn,
     NoteIn,
     NotificationOut,
+    PersonIn,
     QueueEntryOut,
     QueueFilters,
     ReadAllOut,
@@ -47,6 +52,9 @@ from .schemas import (
     SubmissionOut,
     SupplementAnswerIn,
     UploadOut,
+    WindowPersonIn,
+    WindowPersonOut,
+    WindowSubmissionIn,
 )
 
 router = Router(tags=["cases"])
@@ -63,27 +71,46 @@ T = TypeVar("T")
 
 class ApplicantAuth(SessionAuth):
     """A citizen's or an organization agent's session (CSRF-checked like every session
-    auth). Other accounts are refused with a 403: staff work through `verified_staff`, and
-    a staff session without its one-time code must not act on what they submitted."""
+    auth). Other accounts are refused with a 403: staff work through `verified_staff` (at
+    the window, /window, for someone else), and a staff session without its one-time code
+    must not act on what they submitted."""
+
+    roles: tuple[str, ...] = APPLICANT_ROLES
+    refusal: Any = _("Only citizens and organization agents apply online.")
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Any:
         user = request.user
         if not user.is_authenticated:
             return None
-        if not isinstance(user, User) or user.role not in APPLICANT_ROLES:
-            raise PermissionDeniedError(
-                _("Only citizens and organization agents apply online."),
-                code="role_not_allowed",
-            )
+        if not isinstance(user, User) or user.role not in self.roles:
+            raise PermissionDeniedError(self.refusal, code="role_not_allowed")
         return user
 
 
+class ResidentAuth(ApplicantAuth):
+    """A citizen's session: residents give and hold mandates (委托代办), not organizations."""
+
+    roles = (User.Role.CITIZEN,)
+    refusal = _("Only residents give or hold authorizations to apply.")
+
+
 applicant = ApplicantAuth()
+resident = ResidentAuth()
 
 
 def _user(request: HttpRequest) -> User:
     """The user an auth let in."""
     return cast(User, request.auth)  # type: ignore[attr-defined]
+
+
+def _person(request: HttpRequest) -> Person:
+    """The resident `resident` let in (a citizen account always has its person)."""
+    person = _user(request).person
+    if person is None:
+        raise PermissionDeniedError(
+            _("Only residents give or hold authorizations to apply."), code="role_not_allowed"
+        )
+    return person
 
 
 # --- what the answers hold ----------------------------------------------------------------
@@ -113,9 +140,29 @@ class Mapped(Sequence[dict[str, Any]]):
         return self._out(self._items[index])
 
 
+def _person_ref(person: Person) -> dict[str, str]:
+    return {"name": person.name, "masked_id": person.masked_id}
+
+
+def _on_behalf(case: Case) -> dict[str, Any] | None:
+    """Who applied for the applicant, if someone did: an agent under a mandate or window
+    staff with the authorization they were shown."""
+    submission = case.submission
+    if submission.mandate_id is None and not submission.on_behalf_note:
+        return None
+    mandate = submission.mandate
+    return {
+        "applicant_name": case.applicant.name,
+        "mandate": submission.mandate_id,
+        "agent_name": mandate.agent.name if mandate else None,
+        "at_window": bool(submission.on_behalf_note),
+    }
+
+
 def _summary(case: Case) -> dict[str, Any]:
     bundle = case.submission.bundle
     return {
+        "on_behalf": _on_behalf(case),
         "id": case.pk,
         "number": case.number,
         "item": case.item.code,
@@ -215,6 +262,7 @@ def _submission_out(submission: Submission, *, created: bool) -> dict[str, Any]:
         "created": created,
         "submitted_at": submission.created_at,
         "bundle": submission.bundle.code if submission.bundle else None,
+        "mandate": submission.mandate_id,
         "cases": [_summary(case) for case in progress.cases],
         "completed": progress.completed,
         "total": progress.total,
@@ -226,9 +274,14 @@ def _form_out(
     prepared: services.ApplicationForm, *, item: ServiceItem | None, bundle: Bundle | None
 ) -> dict[str, Any]:
     instant = {i.pk for i in prepared.instant}
+    applicant = prepared.applicant
     return {
         "item": item.code if item else None,
         "bundle": bundle.code if bundle else None,
+        "for_person": _person_ref(applicant)
+        if prepared.on_behalf and isinstance(applicant, Person)
+        else None,
+        "mandate": prepared.mandate.pk if prepared.mandate else None,
         "items": [
             {
                 "code": i.code,
@@ -286,36 +339,55 @@ def _form_out(
 # --- applying (在线办理) -------------------------------------------------------------------
 
 
+FOR_MANDATE = Query(
+    None,
+    description="委托代办: the form for the person who gave you this mandate (see GET "
+    "/mandates/held): materials and consents as they stand for them",
+)
+
+
+def _principal(user: User, mandate_id: int | None) -> Person | None:
+    """Whom an agent applies for: the principal of a mandate given to them (in force or
+    not; the service refuses one not in force with mandate_not_in_force). Someone else's
+    mandate is mandate_not_found."""
+    if mandate_id is None:
+        return None
+    return mandates.mandate_as_agent_get(user, mandate_id).principal
+
+
 @router.get(
     "/apply/item/{code}", response={200: ApplicationFormOut} | LOOKUP_REFUSALS, auth=applicant
 )
-def apply_item(request: HttpRequest, code: str) -> Any:
+def apply_item(request: HttpRequest, code: str, for_mandate: int | None = FOR_MANDATE) -> Any:
     """The form for one item: per material, where it will come from for you (your
     license, shared data, or an upload), which data needs your consent, and what an
-    approval's license needs stated. Reads none of your data."""
+    approval's license needs stated. Reads none of your data. With `for_mandate`, the form
+    for the person who authorized you (403 mandate_not_in_force unless their mandate in
+    force today covers the item; 404 mandate_not_found for a mandate not given to you)."""
+    user = _user(request)
     item = catalog_selectors.item_get(code=code)
-    prepared = services.application_prepare(item=item, actor=_user(request))
+    prepared = services.application_prepare(
+        item=item, actor=user, on_behalf=_principal(user, for_mandate)
+    )
     return _form_out(prepared, item=item, bundle=None)
 
 
 @router.get(
     "/apply/bundle/{code}", response={200: ApplicationFormOut} | LOOKUP_REFUSALS, auth=applicant
 )
-def apply_bundle(request: HttpRequest, code: str) -> Any:
-    """一件事: one form for every item of a bundle, each material and consent asked once."""
+def apply_bundle(request: HttpRequest, code: str, for_mandate: int | None = FOR_MANDATE) -> Any:
+    """一件事: one form for every item of a bundle, each material and consent asked once
+    (for the person who authorized you with `for_mandate`: their mandate must cover every
+    item)."""
+    user = _user(request)
     bundle = catalog_selectors.bundle_get(code=code)
-    prepared = services.application_prepare(bundle=bundle, actor=_user(request))
+    prepared = services.application_prepare(
+        bundle=bundle, actor=user, on_behalf=_principal(user, for_mandate)
+    )
     return _form_out(prepared, item=None, bundle=bundle)
 
 
-@router.post("/uploads", response={201: UploadOut} | UPLOAD_REFUSALS, auth=applicant)
-def upload(
-    request: HttpRequest,
-    file: File[UploadedFile],
-    material_key: Form[str],
-) -> Any:
-    """Upload a file (PDF, PNG or JPEG, checked by its content) for a material; then name
-    its id under the material's key when submitting or answering a supplement."""
+def _upload(request: HttpRequest, file: UploadedFile, material_key: str) -> Any:
     stored = uploads.upload_store(
         file=file, name=file.name or "", material_key=material_key, actor=_user(request)
     )
@@ -332,32 +404,50 @@ def upload(
     )
 
 
+@router.post("/uploads", response={201: UploadOut} | UPLOAD_REFUSALS, auth=applicant)
+def upload(
+    request: HttpRequest,
+    file: File[UploadedFile],
+    material_key: Form[str],
+) -> Any:
+    """Upload a file (PDF, PNG or JPEG, checked by its content) for a material; then name
+    its id under the material's key when submitting or answering a supplement."""
+    return _upload(request, file, material_key)
+
+
+IDEMPOTENCY_KEY = Header(
+    ...,
+    alias="Idempotency-Key",
+    min_length=1,
+    max_length=64,
+    description="8 to 64 characters; a retry with the same key returns the first "
+    "submission (200) and creates nothing",
+)
+
+
 @router.post(
     "/submissions",
     response={200: SubmissionOut, 201: SubmissionOut} | LOOKUP_REFUSALS,
     auth=applicant,
 )
-def submit(
-    request: HttpRequest,
-    body: SubmissionIn,
-    idempotency_key: str = Header(
-        ...,
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=64,
-        description="8 to 64 characters; a retry with the same key returns the first "
-        "submission (200) and creates nothing",
-    ),
-) -> Any:
+def submit(request: HttpRequest, body: SubmissionIn, idempotency_key: str = IDEMPOTENCY_KEY) -> Any:
     """Apply for an item or a bundle, all cases or none. Materials are fetched again now;
     the consents given are granted; instant-approval items come back completed with their
-    license. 201 for a new submission, 200 for a retry."""
+    license. 201 for a new submission, 200 for a retry.
+
+    委托代办: with `for_mandate` the application is the principal's (their case, their
+    license; they see it under /mine too) and the submission records the mandate in force
+    that covers every item; consents are given in their name only if it says so. Refused,
+    with nothing written: mandate_not_found (404, not given to you), mandate_not_in_force
+    (403, withdrawn, expired, not yet in force or not covering every item)."""
     user = _user(request)
+    principal = _principal(user, body.for_mandate)
     seen = selectors.submission_for_key(user, idempotency_key) is not None
     submission = services.application_submit(
         item=catalog_selectors.item_get(code=body.item) if body.item else None,
         bundle=catalog_selectors.bundle_get(code=body.bundle) if body.bundle else None,
         actor=user,
+        on_behalf=principal,
         form=body.form,
         uploads=body.uploads,
         consent_datasets=body.consents,
@@ -584,3 +674,218 @@ def complete(request: HttpRequest, case_id: int) -> Any:
     return _staff_act(
         request, case_id, lambda case, staff: services.case_complete(case=case, actor=staff)
     )
+
+
+# --- 委托代办: the mandates a resident gives and holds ----------------------------------------
+
+
+def _mandate_out(mandate: Mandate) -> dict[str, Any]:
+    return {
+        "id": mandate.pk,
+        "principal": _person_ref(mandate.principal),
+        "agent": _person_ref(mandate.agent),
+        "all_items": mandate.all_items,
+        "items": [{"code": i.code, "name": translated(i, "name")} for i in mandate.items.all()],
+        "may_consent": mandate.may_consent,
+        "valid_from": mandate.valid_from,
+        "valid_until": mandate.valid_until,
+        "status": mandate.status,
+        "state": mandates.mandate_state(mandate),
+        "withdrawn_at": mandate.withdrawn_at,
+        "paper_reference": mandate.paper_reference,
+        "created_at": mandate.created_at,
+    }
+
+
+def _grant_arguments(body: MandateGrantIn) -> dict[str, Any]:
+    return {
+        "agent_resident_id": body.agent_resident_id,
+        "agent_name": body.agent_name,
+        "all_items": body.all_items,
+        "item_codes": body.items,
+        "may_consent": body.may_consent,
+        "valid_from": body.valid_from,
+        "valid_until": body.valid_until,
+    }
+
+
+@router.get("/mandates", response={200: list[MandateOut]} | REFUSALS, auth=resident)
+@paginate(PageNumberPagination, page_size=20, max_page_size=100)
+def mandates_given(request: HttpRequest) -> Any:
+    """委托代办: whom you authorized to apply for you, newest first, in force or not."""
+    return Mapped(
+        mandates.mandates_given(_person(request)).select_related("principal"), _mandate_out
+    )
+
+
+@router.post("/mandates", response={201: MandateOut} | REFUSALS, auth=resident)
+def mandate_grant(request: HttpRequest, body: MandateGrantIn) -> Any:
+    """Authorize the resident with this ID number and name to apply for you, for every
+    service (`all_items`) or the ones listed, until `valid_until` (at most a year), and
+    with `may_consent` to agree to data reads in your name. Refused with 422:
+    person_unmatched (said alike for an unknown number and a wrong name),
+    mandate_to_self, mandate_input_invalid (`details.field` names the input)."""
+    mandate = mandates.mandate_grant(actor=_user(request), **_grant_arguments(body))
+    return Status(201, _mandate_out(mandate))
+
+
+@router.post(
+    "/mandates/{mandate_id}/withdraw", response={200: MandateOut} | CHANGE_REFUSALS, auth=resident
+)
+def mandate_withdraw(request: HttpRequest, mandate_id: int) -> Any:
+    """Withdraw one of your mandates: what the agent already applied for stands, new
+    applications are refused. Someone else's mandate is mandate_not_found (404); one
+    already withdrawn is mandate_withdrawn (409)."""
+    user = _user(request)
+    mandate = mandates.mandate_withdraw(
+        mandate=mandates.mandate_given_get(user, mandate_id), actor=user
+    )
+    return _mandate_out(mandates.mandate_given_get(user, mandate.pk))
+
+
+@router.get("/mandates/held", response={200: list[MandateOut]} | REFUSALS, auth=resident)
+@paginate(PageNumberPagination, page_size=20, max_page_size=100)
+def mandates_held(request: HttpRequest) -> Any:
+    """我可代办的人: the mandates in force that let you apply for others; name one as
+    `for_mandate` when preparing or submitting an application for its principal."""
+    return Mapped(mandates.mandates_held(_person(request)).select_related("agent"), _mandate_out)
+
+
+# --- 窗口帮办: window staff apply for the person in front of them ----------------------------
+#
+# Window staff name the person in every call by ID number and name, checked and audited
+# by `window_person_find` each time, never by a database id: an id would let staff act for
+# anyone without the audited look-up, and the pages' signed window token is bound to a
+# page sitting, not to an API client. The number travels in POST bodies only, so it stays
+# out of URLs and access logs. A look-up that matched is audited even when the step after
+# it is refused: the person's data was read.
+
+
+def _window_person(request: HttpRequest, person: PersonIn) -> Person:
+    return mandates.window_person_find(
+        actor=_user(request), resident_id=person.resident_id, name=person.name
+    )
+
+
+def _window_person_out(person: Person) -> dict[str, Any]:
+    given = mandates.mandates_given(person).select_related("principal")
+    return _person_ref(person) | {"mandates": [_mandate_out(m) for m in given]}
+
+
+@router.post("/window/person", response={200: WindowPersonOut} | REFUSALS, auth=verified_staff)
+def window_person(request: HttpRequest, body: PersonIn) -> Any:
+    """Find the person at the window by ID number and name (audited as a read of their
+    data), with the mandates they gave. An unknown number and a wrong name are refused
+    alike: person_unmatched (422)."""
+    return _window_person_out(_window_person(request, body))
+
+
+@router.post("/window/mandates", response={201: MandateOut} | REFUSALS, auth=verified_staff)
+def window_mandate_record(request: HttpRequest, body: MandateRecordIn) -> Any:
+    """Record the signed paper authorization (授权委托书) `person` brought, with the number
+    of the form: the agent may then apply for them online as under a mandate granted
+    online. Refused with 422: person_unmatched, mandate_to_self, mandate_input_invalid."""
+    principal = _window_person(request, body.person)
+    mandate = mandates.mandate_record_by_staff(
+        actor=_user(request),
+        principal=principal,
+        paper_reference=body.paper_reference,
+        **_grant_arguments(body),
+    )
+    return Status(201, _mandate_out(mandate))
+
+
+@router.post(
+    "/window/mandates/{mandate_id}/withdraw",
+    response={200: MandateOut} | CHANGE_REFUSALS,
+    auth=verified_staff,
+)
+def window_mandate_withdraw(request: HttpRequest, mandate_id: int, body: WindowPersonIn) -> Any:
+    """Withdraw, at their request, a mandate `person` gave; a mandate of anyone else is
+    mandate_not_found (404), one already withdrawn mandate_withdrawn (409)."""
+    principal = _window_person(request, body.person)
+    mandate = mandates.mandate_withdraw(
+        mandate=mandates.mandate_given_by(principal, mandate_id), actor=_user(request)
+    )
+    return _mandate_out(mandates.mandate_given_by(principal, mandate.pk))
+
+
+@router.post(
+    "/window/apply/item/{code}",
+    response={200: ApplicationFormOut} | LOOKUP_REFUSALS,
+    auth=verified_staff,
+)
+def window_apply_item(request: HttpRequest, code: str, body: WindowPersonIn) -> Any:
+    """The form of one item for `person` (POST: the ID number stays out of the URL).
+    Window staff cannot consent for them: data that needs consent is uploaded instead."""
+    item = catalog_selectors.item_get(code=code)
+    prepared = services.application_prepare(
+        item=item, actor=_user(request), on_behalf=_window_person(request, body.person)
+    )
+    return _form_out(prepared, item=item, bundle=None)
+
+
+@router.post(
+    "/window/apply/bundle/{code}",
+    response={200: ApplicationFormOut} | LOOKUP_REFUSALS,
+    auth=verified_staff,
+)
+def window_apply_bundle(request: HttpRequest, code: str, body: WindowPersonIn) -> Any:
+    """一件事 for `person`: one form for every item of the bundle."""
+    bundle = catalog_selectors.bundle_get(code=code)
+    prepared = services.application_prepare(
+        bundle=bundle, actor=_user(request), on_behalf=_window_person(request, body.person)
+    )
+    return _form_out(prepared, item=None, bundle=bundle)
+
+
+@router.post("/window/uploads", response={201: UploadOut} | UPLOAD_REFUSALS, auth=verified_staff)
+def window_upload(
+    request: HttpRequest,
+    file: File[UploadedFile],
+    material_key: Form[str],
+) -> Any:
+    """Upload a file the person brought (PDF, PNG or JPEG) for a material of the
+    application you make for them."""
+    return _upload(request, file, material_key)
+
+
+@router.post(
+    "/window/submissions",
+    response={200: SubmissionOut, 201: SubmissionOut} | LOOKUP_REFUSALS,
+    auth=verified_staff,
+)
+def window_submit(
+    request: HttpRequest, body: WindowSubmissionIn, idempotency_key: str = IDEMPOTENCY_KEY
+) -> Any:
+    """Apply for `person` (found again by ID number and name) with the authorization
+    they showed recorded in `on_behalf_note`: the case is theirs and they see it among
+    their applications. Staff cannot consent to data reads in their name, so data that
+    needs consent is uploaded (POST /window/uploads). 201 new, 200 retry. Refused, with no
+    submission written: person_unmatched (422), case_input_invalid (422, `details.field`
+    on_behalf_note when it is blank), materials_missing (422), consent_unexpected (422)."""
+    user = _user(request)
+    person = _window_person(request, body.person)
+    seen = selectors.submission_for_key(user, idempotency_key) is not None
+    submission = services.application_submit(
+        item=catalog_selectors.item_get(code=body.item) if body.item else None,
+        bundle=catalog_selectors.bundle_get(code=body.bundle) if body.bundle else None,
+        actor=user,
+        on_behalf=person,
+        on_behalf_note=body.on_behalf_note,
+        form=body.form,
+        uploads=body.uploads,
+        idempotency_key=idempotency_key,
+    )
+    return Status(200 if seen else 201, _submission_out(submission, created=not seen))
+
+
+@router.get(
+    "/window/submissions/{submission_id}",
+    response={200: SubmissionOut} | LOOKUP_REFUSALS,
+    auth=verified_staff,
+)
+def window_submission(request: HttpRequest, submission_id: int) -> Any:
+    """A submission you made at the window, and how its cases stand."""
+    found = selectors.submission_for_applicant(_user(request), submission_id)
+    return _submission_out(found, created=False)

@@ -335,3 +335,37 @@ def mandate_given_get(user: User, pk: Any) -> Mandate:
         return mandates_given(user.person).get(pk=pk)  # type: ignore[arg-type]
     except (Mandate.DoesNotExist, ValueError, TypeError):
         raise MandateNotFound() from None
+
+
+def mandate_state(mandate: Mandate, *, on: dt.date | None = None) -> str:
+    """How a mandate stands on `on` (today): withdrawn, expired, not_yet_in_force or
+    in_force — the same days `mandate_covering` counts."""
+    day = on or timezone.localdate()
+    if mandate.status == Mandate.Status.WITHDRAWN:
+        return "withdrawn"
+    if mandate.valid_until < day:
+        return "expired"
+    if mandate.valid_from > day:
+        return "not_yet_in_force"
+    return "in_force"
+
+
+def mandate_as_agent_get(user: User, pk: Any) -> Mandate:
+    """A mandate given to the user's person, in force or not, which names whom they apply
+    for: the application is then checked by `services.applicant_and_mandate`
+    (mandate_not_in_force once withdrawn or expired). Any other looks like a missing one."""
+    if user.person_id is None:
+        raise MandateNotFound()
+    try:
+        return Mandate.objects.select_related("principal").get(pk=pk, agent_id=user.person_id)
+    except (Mandate.DoesNotExist, ValueError, TypeError):
+        raise MandateNotFound() from None
+
+
+def mandate_given_by(person: Person, pk: Any) -> Mandate:
+    """One of the mandates this person gave (window staff act for the person they found);
+    any other looks like a missing one."""
+    try:
+        return mandates_given(person).get(pk=pk)
+    except (Mandate.DoesNotExist, ValueError, TypeError):
+        raise MandateNotFound() from None

@@ -7,8 +7,9 @@ from ninja import Field, Schema
 
 from tongban.exchange.schemas import ErrorOut
 
+from .mandates import NAME_MAX, PAPER_REFERENCE_MAX
 from .models import Case
-from .services import NOTE_MAX
+from .services import NOTE_MAX, ON_BEHALF_NOTE_MAX
 
 __all__ = ["ErrorOut"]  # the one refusal shape, shared with the other APIs
 
@@ -69,9 +70,20 @@ class ConsentAskOut(Schema):
     materials: list[str] = Field(description="Keys of the materials it provides")
 
 
+class PersonRefOut(Schema):
+    name: str
+    masked_id: str = Field(description="The resident ID number, masked")
+
+
 class ApplicationFormOut(Schema):
     item: str | None = Field(None, description="The item code, when applying for one item")
     bundle: str | None = Field(None, description="The bundle code (一件事)")
+    for_person: PersonRefOut | None = Field(
+        None, description="Whom the application is for, when applying for someone else"
+    )
+    mandate: int | None = Field(
+        None, description="The mandate (委托代办) applying for them is made under"
+    )
     items: list[ItemOut]
     instant: bool = Field(description="Some item may be approved at once by its rules")
     materials: list[MaterialChoiceOut]
@@ -93,22 +105,38 @@ class UploadOut(Schema):
     sha256: str
 
 
-class SubmissionIn(Schema):
+class ApplicationIn(Schema):
     item: str | None = Field(None, max_length=64, description="Apply for this item…")
     bundle: str | None = Field(None, max_length=64, description="…or for this bundle")
     form: dict[str, Any] = Field(
         default_factory=dict,
         description='What the applicant states, e.g. {"surface": {...}, "purpose": "..."}',
     )
+    uploads: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="Upload ids (from POST /uploads) by material key",
+    )
+
+
+class SubmissionIn(ApplicationIn):
     consents: list[str] = Field(
         default_factory=list,
         max_length=20,
         description="Codes of the datasets the applicant lets the departments read",
     )
-    uploads: dict[str, list[int]] = Field(
-        default_factory=dict,
-        description="Upload ids (from POST /uploads) by material key",
+    for_mandate: int | None = Field(
+        None,
+        description="委托代办: apply for the person who gave you this mandate (see GET "
+        "/mandates/held); refused with mandate_not_in_force unless a mandate from them is in "
+        "force today for every item",
     )
+
+
+class OnBehalfOut(Schema):
+    applicant_name: str = Field(description="Whom the application is for")
+    mandate: int | None = Field(None, description="The mandate it was made under (委托代办)")
+    agent_name: str | None = Field(None, description="Who applied under that mandate")
+    at_window: bool = Field(description="Window staff applied for them (帮办代办)")
 
 
 class CaseSummaryOut(Schema):
@@ -126,6 +154,9 @@ class CaseSummaryOut(Schema):
     result_license: str | None = Field(description="Identifier of the license issued")
     submission: int
     bundle: str | None
+    on_behalf: OnBehalfOut | None = Field(
+        None, description="Set when someone applied for the applicant"
+    )
 
 
 class SubmissionOut(Schema):
@@ -133,6 +164,7 @@ class SubmissionOut(Schema):
     created: bool = Field(description="False when this answers a retry with the same key")
     submitted_at: dt.datetime
     bundle: str | None
+    mandate: int | None = Field(None, description="The mandate it was made under (委托代办)")
     cases: list[CaseSummaryOut]
     completed: int = Field(description="How many of the cases are completed")
     total: int
@@ -278,4 +310,79 @@ class DecideIn(Schema):
         None,
         description="For an approval that issues a license: surface fields to give or "
         "correct (the applicant's stated ones are kept for the others)",
+    )
+
+
+# --- 委托代办: mandates ---------------------------------------------------------------------
+
+
+class ItemRefOut(Schema):
+    code: str
+    name: str
+
+
+class MandateOut(Schema):
+    id: int
+    principal: PersonRefOut = Field(description="Who authorized")
+    agent: PersonRefOut = Field(description="Who may apply for them")
+    all_items: bool = Field(description="Every service; else only `items`")
+    items: list[ItemRefOut]
+    may_consent: bool = Field(description="The agent may also agree to data reads for them")
+    valid_from: dt.date
+    valid_until: dt.date
+    status: str = Field(description="active or withdrawn")
+    state: str = Field(description="in_force, not_yet_in_force, expired or withdrawn today")
+    withdrawn_at: dt.datetime | None
+    paper_reference: str = Field(
+        description="Number of the signed paper form window staff recorded; empty when "
+        "granted online"
+    )
+    created_at: dt.datetime
+
+
+class MandateGrantIn(Schema):
+    agent_resident_id: str = Field(..., max_length=18, description="The agent's ID number")
+    agent_name: str = Field(..., max_length=NAME_MAX, description="As on their ID card")
+    all_items: bool = Field(False, description="Every service open to residents")
+    items: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Else the codes of the services the agent may apply for",
+    )
+    may_consent: bool = Field(False, description="The agent may also agree to data reads")
+    valid_from: dt.date | None = Field(None, description="Today when not given")
+    valid_until: dt.date = Field(..., description="At most a year after the first day")
+
+
+# --- 窗口帮办: window staff ------------------------------------------------------------------
+
+
+class PersonIn(Schema):
+    """The person at the window, by the ID number and the name on their ID card."""
+
+    resident_id: str = Field(..., max_length=18)
+    name: str = Field(..., max_length=NAME_MAX)
+
+
+class WindowPersonOut(PersonRefOut):
+    mandates: list[MandateOut] = Field(description="The mandates they gave, newest first")
+
+
+class WindowPersonIn(Schema):
+    person: PersonIn
+
+
+class MandateRecordIn(MandateGrantIn):
+    person: PersonIn = Field(description="The principal, who brought the signed form")
+    paper_reference: str = Field(
+        ..., max_length=PAPER_REFERENCE_MAX, description="Number of the signed form"
+    )
+
+
+class WindowSubmissionIn(ApplicationIn):
+    person: PersonIn = Field(description="Whom the application is for")
+    on_behalf_note: str = Field(
+        ...,
+        max_length=ON_BEHALF_NOTE_MAX,
+        description="The authorization shown (e.g. the number of the signed form)",
     )
