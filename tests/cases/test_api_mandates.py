@@ -6,6 +6,7 @@ items or someone else's, a wrong name and a missing CSRF token are refused with 
 change nothing."""
 
 import datetime as dt
+import uuid
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -20,11 +21,11 @@ from tests.cases.apply_factories import (
     upload_dir,  # noqa: F401  (autouse fixture)
     upload_pdf,
 )
-from tests.cases.test_api import API, Api
+from tests.cases.test_api import API, Api, _queries
 from tests.licensing.factories import issue_residence_permit
 from tests.people.factories import make_department, make_person, make_user
 from tongban.audit.models import AuditEntry
-from tongban.cases import mandates
+from tongban.cases import mandates, services
 from tongban.cases.models import Case, Mandate, Submission, Upload
 from tongban.licensing.models import Consent
 from tongban.people.models import User
@@ -547,3 +548,59 @@ def test_posts_without_the_csrf_token_change_nothing(elder, son, clerk, item):
     assert [r.status_code for r in responses] == [403] * len(responses)
     assert counts() == before
     assert not AuditEntry.objects.filter(action="window.person_find").exists()
+
+
+# --- lists cost the same whatever their length, and the API description ---------------------
+
+
+def test_lists_of_mandates_and_of_cases_applied_for_someone_read_a_fixed_number_of_rows(
+    city, elder, son, item
+):
+    staff = Api(make_user(role="staff", department=city.health), verified=True)
+    principal, agent = Api(elder), Api(son)
+
+    def more() -> None:
+        granted(elder, son, all_items=False, items=[item.code])
+        services.application_submit(
+            item=item,
+            actor=son,
+            on_behalf=elder.person,
+            uploads={"marriage_certificate": [upload_pdf(son, "marriage_certificate").pk]},
+            idempotency_key=uuid.uuid4().hex,
+        )
+
+    more()
+    paths = [
+        (principal, "/mandates"),
+        (agent, "/mandates/held"),
+        (principal, "/mine"),
+        (agent, "/mine"),
+        (staff, "/queue"),
+    ]
+    few = [_queries(api, path) for api, path in paths]
+    for _ in range(3):
+        more()
+
+    assert [_queries(api, path) for api, path in paths] == few
+    assert principal.get("/mandates").json()["count"] == 4
+    assert {c["on_behalf"]["agent_name"] for c in principal.get("/mine").json()["items"]} == {
+        "王小明"
+    }
+
+
+def test_openapi_documents_the_mandate_and_window_endpoints(client):
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+
+    def responses(path: str, method: str = "post") -> set[str]:
+        return set(paths[API + path][method]["responses"])
+
+    assert responses("/mandates") >= {"201", "401", "403", "422"}
+    assert responses("/mandates/{mandate_id}/withdraw") >= {"200", "403", "404", "409", "422"}
+    assert responses("/mandates/held", "get") >= {"200", "401", "403"}
+    assert responses("/window/person") >= {"200", "401", "403", "422"}
+    assert responses("/window/mandates/{mandate_id}/withdraw") >= {"200", "404", "409", "422"}
+    assert responses("/window/submissions") >= {"200", "201", "401", "403", "404", "422"}
+    assert responses("/window/uploads") >= {"201", "413", "415"}
+    prepare = paths[API + "/apply/item/{code}"]["get"]
+    assert "for_mandate" in {p["name"] for p in prepare["parameters"]}
+    assert "for_mandate" in str(client.get("/api/v1/openapi.json").json()["components"])
