@@ -146,6 +146,9 @@ def test_staff_accept_ask_for_a_supplement_and_approve(
     # And the clerk approves: the license is issued under the department's seal
     page.reload()
     assert "租赁合同已上传" in page.locator(".timeline").inner_text()
+    # the decision form shows the license details the applicant stated, to complete or correct
+    assert page.locator("#id_decide-surface__address").input_value() == "演示市历下区龙奥北路8号"
+    checked(page, "desktop-cases-staff-review", axe_violations, screenshot)
     page.locator("input[name=decide-decision][value=approved]").check()
     _step(page, "decide")
     checked(page, "desktop-cases-staff-decided", axe_violations, screenshot)

@@ -69,6 +69,12 @@ class DecideForm(forms.Form):
             field.initial = self.stated.get(name)
             self.fields[self.SURFACE_PREFIX + name] = field
 
+    def decision_fields(self) -> list[forms.BoundField]:
+        return [f for f in self.visible_fields() if not f.name.startswith(self.SURFACE_PREFIX)]
+
+    def surface_fields(self) -> list[forms.BoundField]:
+        return [f for f in self.visible_fields() if f.name.startswith(self.SURFACE_PREFIX)]
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if cleaned.get("decision") == Case.Decision.APPROVED:
