@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "tongban.licensing",
     "tongban.exchange",
     "tongban.cases",
+    "tongban.entitlements",
     "tongban.portal",
 ]
 

@@ -1,0 +1,25 @@
+from django.utils.translation import gettext_lazy as _
+
+from tongban.core.errors import ConflictError, NotFoundError, PermissionDeniedError
+
+
+class RuleNotFound(NotFoundError):
+    code = "entitlement_rule_not_found"
+    default_message = _("No entitlement rule of that name is in force.")
+
+
+class DataNotGranted(PermissionDeniedError):
+    code = "entitlement_data_not_granted"
+    default_message = _(
+        "The granting department holds no approved sharing grant for the data the rule reads."
+    )
+
+
+class EntitlementNotFound(NotFoundError):
+    code = "entitlement_not_found"
+    default_message = _("No such entitlement of yours.")
+
+
+class EntitlementNotDeclinable(ConflictError):
+    code = "entitlement_not_declinable"
+    default_message = _("This entitlement is no longer in effect, so it cannot be declined.")

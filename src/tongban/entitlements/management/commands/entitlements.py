@@ -1,0 +1,44 @@
+"""`tongban entitlements run [RULE] [--dry-run]`: run the entitlement rules (免申即享) over
+the population now, with progress on stderr and each run's counts."""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from tongban.core.errors import TongbanError
+from tongban.entitlements.services import entitlements_run
+
+ACTOR = "system:entitlements-run"
+
+
+class Command(BaseCommand):
+    help = "Run entitlement rules over the population (免申即享)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        commands = parser.add_subparsers(dest="command", required=True)
+        run = commands.add_parser("run", help="run one rule, or every rule in force")
+        run.add_argument("rule", nargs="?", help="the rule's code, e.g. elder_allowance")
+        run.add_argument(
+            "--dry-run", action="store_true", help="count who would change, write nothing"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        def progress(what: str, done: int, total: int) -> None:
+            width = 30
+            filled = width * done // total if total else width
+            bar = "█" * filled + "·" * (width - filled)
+            self.stderr.write(
+                f"\r{what:<20} {bar} {done}/{total}", ending="\n" if done == total else ""
+            )
+
+        try:
+            outcomes = entitlements_run(
+                rule=options["rule"], dry_run=options["dry_run"], actor=ACTOR, progress=progress
+            )
+        except TongbanError as error:
+            raise CommandError(f"{error.code}: {error.message}") from error
+        for outcome in outcomes:
+            run = outcome.run
+            label = "dry run" if run.dry_run else "run"
+            counts = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in run.counts.items())
+            self.stdout.write(f"{run.rule_code}@{run.rule_version} {label}: {counts}")

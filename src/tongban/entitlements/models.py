@@ -1,0 +1,91 @@
+"""Entitlements granted without an application (免申即享): each sweep of a rule over the
+population (`EntitlementRun`) and what each person holds (`Entitlement`). The rules
+themselves are data (`rules.yaml`), named here by their code and version."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from tongban.people.models import Person
+
+
+class EntitlementRun(models.Model):
+    """One run of one rule over the population, or a dry run that only counts."""
+
+    rule_code = models.CharField(_("rule"), max_length=40)
+    rule_version = models.CharField(_("rule version"), max_length=20)
+    evaluated_on = models.DateField(_("evaluated on"))
+    dry_run = models.BooleanField(_("dry run"), default=False)
+    actor = models.CharField(_("run by"), max_length=255)
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"))
+    persons = models.PositiveIntegerField(_("people evaluated"), default=0)
+    eligible = models.PositiveIntegerField(_("eligible"), default=0)
+    granted = models.PositiveIntegerField(_("newly granted"), default=0)
+    to_review = models.PositiveIntegerField(_("sent to review"), default=0)
+    unchanged = models.PositiveIntegerField(_("unchanged"), default=0)
+    declined = models.PositiveIntegerField(_("eligible but declined"), default=0)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        verbose_name = _("entitlement run")
+        verbose_name_plural = _("entitlement runs")
+
+    def __str__(self) -> str:
+        return f"{self.rule_code}@{self.rule_version} {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "persons": self.persons,
+            "eligible": self.eligible,
+            "granted": self.granted,
+            "to_review": self.to_review,
+            "unchanged": self.unchanged,
+            "declined": self.declined,
+        }
+
+
+class Entitlement(models.Model):
+    """A benefit a person holds under a rule (one per person and rule), with the facts and
+    the per-condition explanation that made them eligible."""
+
+    class Status(models.TextChoices):
+        GRANTED = "granted", _("Granted")  # 已享受
+        DECLINED = "declined", _("Declined")  # 已放弃
+        REVIEW = "review", _("Under review")  # 待复核 (no longer meets the conditions)
+        ENDED = "ended", _("Ended")  # 已终止
+
+    person = models.ForeignKey(
+        Person, on_delete=models.PROTECT, related_name="entitlements", verbose_name=_("person")
+    )
+    rule_code = models.CharField(_("rule"), max_length=40)
+    rule_version = models.CharField(_("rule version"), max_length=20)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    amount = models.DecimalField(_("monthly amount"), max_digits=10, decimal_places=2)
+    # The single-person report: each condition, what was observed and its legal reference.
+    facts = models.JSONField(_("facts and explanation"))
+    granted_at = models.DateTimeField(_("granted at"))
+    granted_by_run = models.ForeignKey(
+        EntitlementRun, on_delete=models.PROTECT, related_name="+", verbose_name=_("run")
+    )
+    declined_at = models.DateTimeField(_("declined at"), null=True, blank=True)
+    review_at = models.DateTimeField(_("sent to review at"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-granted_at", "-pk"]
+        verbose_name = _("entitlement")
+        verbose_name_plural = _("entitlements")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person", "rule_code"], name="entitlement_one_per_person_rule"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["granted", "declined", "review", "ended"]),
+                name="entitlement_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["rule_code", "status"], name="entitlement_rule_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} {self.rule_code} {self.status}"

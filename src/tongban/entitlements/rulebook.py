@@ -1,0 +1,155 @@
+"""The entitlement rule book (免申即享规则): benefits granted without an application, as data
+in `rules.yaml`, with their legal basis, effective dates, the granting department and a
+monthly amount that may change on a date.
+
+Conditions are those of the instant-approval rules (`tongban.cases.rules`), parsed by the
+same code so the two rule books share one vocabulary and one explanation of each verdict;
+only the kinds that read the base databases are allowed here, because the vectorized
+evaluator works on a snapshot of those."""
+
+import datetime as dt
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tongban.cases.rules import Condition, RulesInvalid, rules_parse
+
+RULES_FILE = Path(__file__).resolve().parent / "rules.yaml"
+KINDS = frozenset({"row_exists", "row_absent", "age_at_least", "field_in"})
+KEYS = frozenset(
+    {
+        "code",
+        "name",
+        "department",
+        "legal_reference",
+        "effective_from",
+        "effective_until",
+        "amount",
+        "conditions",
+    }
+)
+
+
+@dataclass(frozen=True)
+class EntitlementRule:
+    code: str
+    name: str
+    department: str
+    legal_reference: str
+    effective_from: dt.date | None
+    effective_until: dt.date | None
+    amounts: tuple[tuple[dt.date, Decimal], ...]  # (from, monthly amount), oldest first
+    conditions: tuple[Condition, ...]
+
+    @property
+    def version(self) -> str:
+        return self.effective_from.isoformat() if self.effective_from else "always"
+
+    def in_force(self, on: dt.date) -> bool:
+        return (self.effective_from is None or self.effective_from <= on) and (
+            self.effective_until is None or on <= self.effective_until
+        )
+
+    def conditions_on(self, on: dt.date) -> list[Condition]:
+        return [
+            c
+            for c in self.conditions
+            if (c.effective_from is None or c.effective_from <= on)
+            and (c.effective_until is None or on <= c.effective_until)
+        ]
+
+    def amount_on(self, on: dt.date) -> Decimal:
+        current = [amount for start, amount in self.amounts if start <= on]
+        if not current:
+            raise RulesInvalid(f"{self.code}: no amount on {on}")
+        return current[-1]
+
+    def needs(self, on: dt.date) -> dict[str, set[str]]:
+        """The dataset fields the conditions in force read (and nothing more)."""
+        wanted: dict[str, set[str]] = {}
+        for condition in self.conditions_on(on):
+            wanted.setdefault(condition.dataset or "", set()).update(condition.fields)
+        return wanted
+
+
+def _amounts(raw: Any, where: str) -> tuple[tuple[dt.date, Decimal], ...]:
+    entries = raw if isinstance(raw, list) else [{"from": "0001-01-01", "value": raw}]
+    amounts = []
+    for entry in entries:
+        try:
+            start = dt.date.fromisoformat(str(entry["from"]))
+            value = Decimal(str(entry["value"]))
+        except (KeyError, TypeError, ValueError, InvalidOperation):
+            raise RulesInvalid(f"{where}: amount entries are {{from: date, value: n}}") from None
+        if value < 0:
+            raise RulesInvalid(f"{where}: a negative amount")
+        amounts.append((start, value))
+    if not amounts or len({start for start, _v in amounts}) != len(amounts):
+        raise RulesInvalid(f"{where}: amount needs distinct dated values")
+    return tuple(sorted(amounts))
+
+
+def entitlement_rules_parse(document: Mapping[str, Any]) -> tuple[EntitlementRule, ...]:
+    """Check a rule document and build its rules; versions of a benefit may not overlap."""
+    rules: list[EntitlementRule] = []
+    for n, raw in enumerate(document.get("rules") or []):
+        where = f"entitlement rule {n + 1} ({raw.get('code', '?')})"
+        unknown = set(raw) - KEYS
+        if unknown:
+            raise RulesInvalid(f"{where}: unknown keys {sorted(unknown)}")
+        for key in ("code", "department", "amount"):
+            if raw.get(key) in (None, ""):
+                raise RulesInvalid(f"{where}: {key} is required")
+        # The instant-approval parser checks name, legal reference, dates and conditions.
+        (parsed,) = rules_parse(
+            {
+                "rules": [
+                    {"item": raw["code"]}
+                    | {k: raw.get(k) for k in KEYS - {"code", "department", "amount"}}
+                ]
+            }
+        )
+        kinds = {c.kind for c in parsed.conditions} - KINDS
+        if kinds:
+            raise RulesInvalid(f"{where}: kinds {sorted(kinds)} cannot be run over the population")
+        rule = EntitlementRule(
+            code=str(raw["code"]),
+            name=parsed.name,
+            department=str(raw["department"]),
+            legal_reference=parsed.legal_reference,
+            effective_from=parsed.effective_from,
+            effective_until=parsed.effective_until,
+            amounts=_amounts(raw["amount"], where),
+            conditions=parsed.conditions,
+        )
+        for other in rules:
+            if other.code == rule.code and _overlap(other, rule):
+                raise RulesInvalid(f"{where}: overlaps {other.code}@{other.version}")
+        rules.append(rule)
+    return tuple(rules)
+
+
+def _overlap(a: EntitlementRule, b: EntitlementRule) -> bool:
+    start = max(a.effective_from or dt.date.min, b.effective_from or dt.date.min)
+    end = min(a.effective_until or dt.date.max, b.effective_until or dt.date.max)
+    return start <= end
+
+
+@functools.cache
+def entitlement_rules_all() -> tuple[EntitlementRule, ...]:
+    """The rule book of this installation (read once per process)."""
+    return entitlement_rules_parse(yaml.safe_load(RULES_FILE.read_text(encoding="utf-8")) or {})
+
+
+def entitlement_rule_in_force(
+    code: str, *, on: dt.date, rules: tuple[EntitlementRule, ...] | None = None
+) -> EntitlementRule | None:
+    for rule in entitlement_rules_all() if rules is None else rules:
+        if rule.code == code and rule.in_force(on):
+            return rule
+    return None

@@ -1,0 +1,39 @@
+"""Reads of entitlements: a person's own, and those of the people who authorized them."""
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from tongban.cases.mandates import mandates_held
+from tongban.people.models import Person, User
+
+from .errors import EntitlementNotFound
+from .models import Entitlement
+
+
+def entitlements_of(person: Person) -> QuerySet[Entitlement]:
+    return Entitlement.objects.filter(person=person).order_by("-granted_at", "-pk")
+
+
+def entitlement_of_user(user: User, pk: Any) -> Entitlement:
+    """The user's own entitlement; another's is as unknown as a missing one."""
+    try:
+        number = int(pk)
+    except (TypeError, ValueError):
+        raise EntitlementNotFound() from None
+    if user.person_id is None:
+        raise EntitlementNotFound()
+    found = Entitlement.objects.filter(pk=number, person_id=user.person_id).first()
+    if found is None:
+        raise EntitlementNotFound()
+    return found
+
+
+def entitlements_of_principals(person: Person) -> list[tuple[Person, list[Entitlement]]]:
+    """What the people who authorized this person for every service (委托代办) hold, so an
+    agent can tell them; read-only, the decision to decline stays the principal's."""
+    principals = {m.principal_id: m.principal for m in mandates_held(person) if m.all_items}
+    held: dict[int, list[Entitlement]] = {pk: [] for pk in principals}
+    for entitlement in Entitlement.objects.filter(person_id__in=principals).order_by("pk"):
+        held[entitlement.person_id].append(entitlement)
+    return [(principals[pk], held[pk]) for pk in sorted(principals) if held[pk]]

@@ -1,0 +1,154 @@
+"""Running 高龄津贴 over a small population: grants, idempotent re-runs, declines kept,
+lost eligibility sent to review, dry runs, the grant check, and who may decline."""
+
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+
+from tests.people.factories import make_user
+from tongban.audit.models import AuditEntry
+from tongban.cases.models import Notification
+from tongban.entitlements.errors import DataNotGranted, EntitlementNotFound, RuleNotFound
+from tongban.entitlements.models import Entitlement, EntitlementRun
+from tongban.entitlements.services import entitlement_decline, entitlements_run
+from tongban.people.models import User
+
+from .factories import ON, civil_affairs_with_grant, population_set, resident
+
+pytestmark = pytest.mark.django_db
+RULE = "elder_allowance"
+
+
+@pytest.fixture
+def town() -> dict[str, object]:
+    civil_affairs_with_grant()
+    return {
+        "elder": resident(born=dt.date(1940, 5, 1), account=True),
+        "elder_no_account": resident(born=dt.date(1944, 1, 2), division_code="370112"),
+        "young": resident(born=dt.date(1990, 1, 1), account=True),
+        "elsewhere": resident(born=dt.date(1935, 1, 1), division_code="370202"),
+        "dead": resident(born=dt.date(1930, 1, 1), alive=False),
+    }
+
+
+def _run(**kw: object) -> EntitlementRun:
+    (outcome,) = entitlements_run(rule=RULE, actor="test", on=ON, **kw)  # type: ignore[arg-type]
+    return outcome.run
+
+
+def test_grants_the_eligible_with_facts_audit_and_notice(town: dict) -> None:
+    run = _run()
+
+    held = Entitlement.objects.order_by("person__resident_id")
+    assert {e.person for e in held} == {town["elder"], town["elder_no_account"]}
+    assert run.counts == {
+        "persons": 5,
+        "eligible": 2,
+        "granted": 2,
+        "to_review": 0,
+        "unchanged": 0,
+        "declined": 0,
+    }
+    grant = held.get(person=town["elder"])
+    assert grant.status == "granted" and str(grant.amount) == "100.00"
+    assert grant.rule_version == "2024-01-01" and grant.granted_by_run == run
+    assert [c["id"] for c in grant.facts["conditions"]] == ["aged", "registered_here", "alive"]
+    assert grant.facts["conditions"][0]["observed"]["age"] == 85
+    assert AuditEntry.objects.filter(action="entitlement.grant").count() == 2
+    audited = AuditEntry.objects.get(action="entitlement.run").after or {}
+    assert audited["granted"] == 2
+    assert audited["fields"] == {"population": ["alive", "birth_date", "division_code"]}
+    notice = Notification.objects.get(event="entitlement_grant")
+    assert notice.user.person == town["elder"] and notice.case is None
+
+
+def test_the_amount_follows_its_effective_date(town: dict) -> None:
+    (outcome,) = entitlements_run(rule=RULE, actor="test", on=dt.date(2026, 7, 1))
+    assert {str(e.amount) for e in Entitlement.objects.all()} == {"120.00"}
+    assert outcome.run.granted == 2
+
+
+def test_rerun_changes_nothing(town: dict) -> None:
+    _run()
+    before = list(Entitlement.objects.values())
+    audits = AuditEntry.objects.exclude(action="entitlement.run").count()
+
+    again = _run()
+
+    assert list(Entitlement.objects.values()) == before
+    assert again.granted == 0 and again.to_review == 0 and again.unchanged == 2
+    assert AuditEntry.objects.exclude(action="entitlement.run").count() == audits
+    assert Notification.objects.count() == 1
+
+
+def test_a_decline_is_respected_by_the_next_run(town: dict) -> None:
+    _run()
+    user = User.objects.get(person=town["elder"])
+    grant = Entitlement.objects.get(person=town["elder"])
+
+    entitlement_decline(entitlement=grant, actor=user)
+    again = _run()
+
+    grant.refresh_from_db()
+    assert grant.status == "declined" and grant.declined_at is not None
+    assert again.granted == 0 and again.declined == 1
+    assert AuditEntry.objects.filter(action="entitlement.decline").count() == 1
+
+
+def test_lost_eligibility_goes_to_review_never_ended(town: dict) -> None:
+    _run()
+    population_set(town["elder"], alive=False)
+
+    again = _run()
+
+    grant = Entitlement.objects.get(person=town["elder"])
+    assert grant.status == "review" and grant.review_at is not None
+    assert again.to_review == 1 and again.unchanged == 1
+    assert AuditEntry.objects.filter(action="entitlement.review").count() == 1
+    assert _run().to_review == 0  # already flagged: nothing more
+
+
+def test_dry_run_writes_no_entitlement(town: dict) -> None:
+    (outcome,) = entitlements_run(rule=RULE, actor="test", on=ON, dry_run=True)
+
+    assert outcome.run.dry_run and outcome.run.granted == 2
+    assert set(outcome.newly_eligible) == {town["elder"].pk, town["elder_no_account"].pk}
+    assert not Entitlement.objects.exists()
+    assert AuditEntry.objects.filter(action="entitlement.dry_run").count() == 1
+
+
+def test_without_a_sharing_grant_nothing_is_read_or_written() -> None:
+    with pytest.raises(DataNotGranted):
+        entitlements_run(rule=RULE, actor="test", on=ON)
+    assert not EntitlementRun.objects.exists()
+
+
+def test_an_unknown_rule_is_refused(town: dict) -> None:
+    with pytest.raises(RuleNotFound):
+        entitlements_run(rule="nope", actor="test", on=ON)
+
+
+def test_no_one_declines_another_persons_grant(town: dict) -> None:
+    _run()
+    grant = Entitlement.objects.get(person=town["elder"])
+    other = User.objects.get(person=town["young"])
+
+    with pytest.raises(EntitlementNotFound):
+        entitlement_decline(entitlement=grant, actor=other)
+    with pytest.raises(EntitlementNotFound):
+        entitlement_decline(entitlement=grant, actor=make_user(role="staff"))
+
+    grant.refresh_from_db()
+    assert grant.status == "granted"
+    assert not AuditEntry.objects.filter(action="entitlement.decline").exists()
+
+
+def test_command_runs_and_prints_counts(town: dict, capsys: pytest.CaptureFixture) -> None:
+    call_command("entitlements", "run", RULE, "--dry-run")
+    out = capsys.readouterr()
+    assert "elder_allowance@2024-01-01 dry run:" in out.out
+    assert "5 persons" in out.out
+    assert not Entitlement.objects.exists()
+    call_command("entitlements", "run")
+    assert Entitlement.objects.count() == 2
