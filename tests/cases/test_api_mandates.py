@@ -16,6 +16,7 @@ from tests.cases.apply_factories import (
     PDF,
     give_rows,
     grant_reads,
+    make_bundle,
     make_city,
     make_health_item,
     upload_dir,  # noqa: F401  (autouse fixture)
@@ -327,6 +328,35 @@ def test_a_mandate_not_in_force_for_the_item_is_refused_and_nothing_written(
     assert not AuditEntry.objects.filter(action="submission.on_behalf").exists()
 
 
+def test_an_agent_applies_for_a_bundle_only_under_a_mandate_covering_every_item(
+    city, elder, son, item
+):
+    second = make_health_item(city, code="HEALTH-2")
+    bundle = make_bundle([item, second])
+    partial = granted(elder, son, all_items=False, items=[item.code], may_consent=True)
+    agent = Api(son)
+
+    refused = agent.get(f"/apply/bundle/{bundle.code}", for_mandate=partial["id"])
+    assert (refused.status_code, refused.json()["code"]) == (403, "mandate_not_in_force")
+
+    covering = granted(elder, son, all_items=False, items=[item.code, second.code])
+    # naming either mandate names the principal; the one covering every item is used
+    form = agent.get(f"/apply/bundle/{bundle.code}", for_mandate=partial["id"])
+    assert (form.status_code, form.json()["mandate"]) == (200, covering["id"])
+    response = agent.post(
+        "/submissions",
+        {
+            "bundle": bundle.code,
+            "for_mandate": partial["id"],
+            "uploads": {"marriage_certificate": [upload_pdf(son, "marriage_certificate").pk]},
+        },
+        key="agent-bundle-0001",
+    )
+    assert (response.status_code, response.json()["mandate"]) == (201, covering["id"])
+    assert {c.applicant_person_id for c in Case.objects.all()} == {elder.person.pk}
+    assert Case.objects.count() == 2
+
+
 def test_no_one_else_withdraws_or_uses_a_mandate(elder, son, item):
     mandate = granted(elder, son)
     stranger = Api(make_user(role="citizen", person=make_person(name="张三")))
@@ -347,6 +377,10 @@ def test_no_one_else_withdraws_or_uses_a_mandate(elder, son, item):
     assert Mandate.objects.get().status == "active"
     missing = stranger.post("/mandates/999999/withdraw")
     assert missing.json() == withdrawal.json()
+    # an organization's agent account applies for its organization only
+    org_agent = Api(make_user(role="org_agent", person=son.person))
+    as_org = org_agent.get(f"/apply/item/{item.code}", for_mandate=mandate["id"])
+    assert (as_org.status_code, as_org.json()["code"]) == (403, "role_not_allowed")
 
 
 # --- window staff ---------------------------------------------------------------------------

@@ -107,9 +107,7 @@ def _person(request: HttpRequest) -> Person:
     """The resident `resident` let in (a citizen account always has its person)."""
     person = _user(request).person
     if person is None:
-        raise PermissionDeniedError(
-            _("Only residents give or hold authorizations to apply."), code="role_not_allowed"
-        )
+        raise PermissionDeniedError(ResidentAuth.refusal, code="role_not_allowed")
     return person
 
 
@@ -349,9 +347,12 @@ FOR_MANDATE = Query(
 def _principal(user: User, mandate_id: int | None) -> Person | None:
     """Whom an agent applies for: the principal of a mandate given to them (in force or
     not; the service refuses one not in force with mandate_not_in_force). Someone else's
-    mandate is mandate_not_found."""
+    mandate is mandate_not_found; an organization's agent account applies for its
+    organization only (mandates are held in a resident's own account)."""
     if mandate_id is None:
         return None
+    if user.role != User.Role.CITIZEN:
+        raise PermissionDeniedError(ResidentAuth.refusal, code="role_not_allowed")
     return mandates.mandate_as_agent_get(user, mandate_id).principal
 
 
@@ -858,11 +859,16 @@ def window_upload(
 def window_submit(
     request: HttpRequest, body: WindowSubmissionIn, idempotency_key: str = IDEMPOTENCY_KEY
 ) -> Any:
-    """Apply for `person` (found again by ID number and name) with the authorization
-    they showed recorded in `on_behalf_note`: the case is theirs and they see it among
-    their applications. Staff cannot consent to data reads in their name, so data that
-    needs consent is uploaded (POST /window/uploads). 201 new, 200 retry. Refused, with no
-    submission written: person_unmatched (422), case_input_invalid (422, `details.field`
+    """Apply for `person` with the authorization they showed recorded in
+    `on_behalf_note`: the case is theirs and they see it among their applications.
+
+    The person is named by ID number and name, checked and audited again by the window
+    look-up, never by a database id: an id would let staff apply for anyone without that
+    audited look-up, and a pair that does not match is refused like an unknown number.
+
+    Staff cannot consent to data reads in their name, so data that needs consent is
+    uploaded (POST /window/uploads). 201 new, 200 retry. Refused, with no submission
+    written: person_unmatched (422), case_input_invalid (422, `details.field`
     on_behalf_note when it is blank), materials_missing (422), consent_unexpected (422)."""
     user = _user(request)
     person = _window_person(request, body.person)
