@@ -1,14 +1,14 @@
 """API schemas of online applications (办件): shapes only; the services check the rules."""
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from ninja import Field, Schema
 
 from tongban.exchange.schemas import ErrorOut
 
 from .mandates import NAME_MAX, PAPER_REFERENCE_MAX
-from .models import Case
+from .models import Case, Mandate
 from .services import NOTE_MAX, ON_BEHALF_NOTE_MAX
 
 __all__ = ["ErrorOut"]  # the one refusal shape, shared with the other APIs
@@ -330,8 +330,10 @@ class MandateOut(Schema):
     may_consent: bool = Field(description="The agent may also agree to data reads for them")
     valid_from: dt.date
     valid_until: dt.date
-    status: str = Field(description="active or withdrawn")
-    state: str = Field(description="in_force, not_yet_in_force, expired or withdrawn today")
+    status: Mandate.Status
+    state: Literal["in_force", "not_yet_in_force", "expired", "withdrawn"] = Field(
+        description="How it stands today"
+    )
     withdrawn_at: dt.datetime | None
     paper_reference: str = Field(
         description="Number of the signed paper form window staff recorded; empty when "
