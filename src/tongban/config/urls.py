@@ -12,5 +12,6 @@ urlpatterns = [
     path("exchange/", include("tongban.exchange.urls")),
     path("proofs/", include("tongban.exchange.proof_urls")),
     path("cases/", include("tongban.cases.urls")),
+    path("entitlements/", include("tongban.entitlements.urls")),
     path("", include("tongban.portal.urls")),
 ]

@@ -1,0 +1,151 @@
+"""Pages of entitlements without applying (免申即享): 我的待遇 for residents — each grant,
+its amount and the facts that made them eligible, with a confirmed way to decline — and,
+for verified staff of the granting department, the rule list with a dry-run preview."""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, cast
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from tongban.cases.rules import condition_explanation
+from tongban.core.errors import PermissionDeniedError, TongbanError
+from tongban.people.decorators import staff_required
+from tongban.people.models import Person, User
+
+from . import selectors, services
+from .errors import RuleNotFound
+from .models import Entitlement, EntitlementRun
+from .rulebook import EntitlementRule, entitlement_rules_all
+
+View = Callable[..., HttpResponse]
+PREVIEW_LIMIT = 50
+
+
+def resident_required(view: View) -> View:
+    """Residents with their person linked; anonymous visitors go to the login page, other
+    accounts get a 403, so a refused POST changes nothing."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user = request.user
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not isinstance(user, User) or user.role != User.Role.CITIZEN or not user.person_id:
+            raise PermissionDeniedError(_("Only residents hold benefits."), code="role_not_allowed")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+class DeclineForm(forms.Form):
+    confirm = forms.BooleanField(
+        label=gettext_lazy(
+            "I understand that I will no longer receive this benefit and that it will not "
+            "be granted to me again automatically."
+        )
+    )
+
+
+def _explained(entitlement: Entitlement) -> dict[str, Any]:
+    conditions = [
+        dict(entry) | {"explanation": condition_explanation(entry)}
+        for entry in entitlement.facts.get("conditions") or []
+    ]
+    return {"entitlement": entitlement, "facts": entitlement.facts, "conditions": conditions}
+
+
+@resident_required
+@require_GET
+def my_entitlements(request: HttpRequest) -> HttpResponse:
+    user = cast(User, request.user)
+    person = cast(Person, user.person)
+    own = [_explained(e) for e in selectors.entitlements_of(person)]
+    principals = [
+        (principal, [_explained(e) for e in held])
+        for principal, held in selectors.entitlements_of_principals(person)
+    ]
+    return render(request, "entitlements/my.html", {"entitlements": own, "principals": principals})
+
+
+@resident_required
+@require_http_methods(["GET", "POST"])
+def decline(request: HttpRequest, pk: int) -> HttpResponse:
+    user = cast(User, request.user)
+    entitlement = selectors.entitlement_of_user(user, pk)
+    form = DeclineForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.entitlement_decline(entitlement=entitlement, actor=user)
+        except TongbanError as error:
+            form.add_error(None, f"{error.message} ({error.code})")
+        else:
+            messages.success(request, _("You declined the benefit."))
+            return redirect("entitlements:my")
+    status = 422 if request.method == "POST" else 200
+    context = _explained(entitlement) | {"form": form}
+    return render(request, "entitlements/decline.html", context, status=status)
+
+
+def _rules_context(user: User) -> dict[str, Any]:
+    today = timezone.localdate()
+    rows = []
+    for rule in entitlement_rules_all():
+        counts = {
+            status: Entitlement.objects.filter(rule_code=rule.code, status=status).count()
+            for status in Entitlement.Status.values
+        }
+        rows.append(
+            {
+                "rule": rule,
+                "in_force": rule.in_force(today),
+                "amount": rule.amount_on(today) if rule.in_force(today) else None,
+                "conditions": rule.conditions_on(today),
+                "counts": counts,
+                "mine": user.department is not None and user.department.code == rule.department,
+                "last_run": EntitlementRun.objects.filter(rule_code=rule.code).first(),
+            }
+        )
+    return {"rules": rows}
+
+
+@staff_required
+@require_GET
+def rules(request: HttpRequest) -> HttpResponse:
+    return render(request, "entitlements/rules.html", _rules_context(cast(User, request.user)))
+
+
+def _rule_of_department(user: User, code: str) -> EntitlementRule:
+    rule = next((r for r in entitlement_rules_all() if r.code == code), None)
+    if rule is None:
+        raise RuleNotFound()
+    if user.department is None or user.department.code != rule.department:
+        raise PermissionDeniedError(
+            _("Only staff of the granting department preview its rule."),
+            code="entitlement_rule_not_yours",
+        )
+    return rule
+
+
+@staff_required
+@require_POST
+def preview(request: HttpRequest, code: str) -> HttpResponse:
+    """A dry run (audited: it reads the population): who would newly be granted, counts."""
+    user = cast(User, request.user)
+    rule = _rule_of_department(user, code)
+    (outcome,) = services.entitlements_run(rule=rule.code, dry_run=True, actor=user)
+    people = Person.objects.filter(pk__in=outcome.newly_eligible[:PREVIEW_LIMIT]).order_by(
+        "resident_id"
+    )
+    context = _rules_context(user) | {
+        "preview": {"rule": rule, "run": outcome.run, "people": people, "limit": PREVIEW_LIMIT}
+    }
+    return render(request, "entitlements/rules.html", context)

@@ -1,0 +1,123 @@
+"""我的待遇 and the staff rule list: each grant with its amount and why, decline with a
+confirmation, another's grant unknown, and the granting department's dry-run preview."""
+
+import datetime as dt
+
+import pytest
+from django.test import Client
+from django.utils import translation
+
+from tests.people.factories import login_verified, make_user
+from tongban.cases.mandates import mandate_grant
+from tongban.entitlements.models import Entitlement, EntitlementRun
+from tongban.entitlements.services import entitlements_run
+from tongban.people.models import Department, User
+
+from .factories import ON, civil_affairs_with_grant, resident
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def granted() -> dict[str, User]:
+    civil_affairs_with_grant()
+    elder = resident(born=dt.date(1940, 5, 1), account=True)
+    young = resident(born=dt.date(1990, 1, 1), account=True)
+    entitlements_run(rule="elder_allowance", actor="test", on=ON)
+    return {"elder": User.objects.get(person=elder), "young": User.objects.get(person=young)}
+
+
+def test_my_benefits_shows_the_grant_amount_and_why(client: Client, granted: dict) -> None:
+    client.force_login(granted["elder"])
+    with translation.override("en"):
+        page = client.get("/entitlements/", HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "高龄津贴" in text and "100.00" in text
+    assert "年满80周岁" in text and "《演示市高龄津贴发放办法》第三条" in text
+    assert "/entitlements/" in text and "decline" in text
+
+
+def test_chinese_page(client: Client, granted: dict) -> None:
+    client.force_login(granted["elder"])
+    page = client.get("/entitlements/")
+    assert page.status_code == 200 and "高龄津贴" in page.content.decode()
+
+
+def test_someone_without_benefits_sees_none(client: Client, granted: dict) -> None:
+    client.force_login(granted["young"])
+    page = client.get("/entitlements/")
+    assert page.status_code == 200 and "高龄津贴" not in page.content.decode()
+
+
+def test_decline_needs_confirmation(client: Client, granted: dict) -> None:
+    grant = Entitlement.objects.get()
+    client.force_login(granted["elder"])
+    url = f"/entitlements/{grant.pk}/decline/"
+
+    assert client.get(url).status_code == 200
+    assert client.post(url, {}).status_code == 422
+    grant.refresh_from_db()
+    assert grant.status == "granted"
+
+    done = client.post(url, {"confirm": "on"})
+    assert done.status_code == 302 and done["Location"] == "/entitlements/"
+    grant.refresh_from_db()
+    assert grant.status == "declined"
+    assert client.post(url, {"confirm": "on"}).status_code == 422  # declined already
+
+
+def test_another_persons_grant_is_unknown(client: Client, granted: dict) -> None:
+    grant = Entitlement.objects.get()
+    client.force_login(granted["young"])
+    url = f"/entitlements/{grant.pk}/decline/"
+    assert client.get(url).status_code == 404
+    assert client.post(url, {"confirm": "on"}).status_code == 404
+    grant.refresh_from_db()
+    assert grant.status == "granted"
+
+
+def test_who_may_open_the_pages(client: Client, granted: dict) -> None:
+    assert client.get("/entitlements/").status_code == 302  # to log in
+    client.force_login(make_user(role="org_agent"))
+    assert client.get("/entitlements/").status_code == 403
+    client.force_login(granted["elder"])
+    assert client.get("/entitlements/rules/").status_code == 302  # staff with a code only
+
+
+def test_an_agent_sees_the_grants_of_whoever_authorized_them(client: Client, granted: dict) -> None:
+    elder, agent = granted["elder"], granted["young"]
+    mandate_grant(
+        actor=elder,
+        agent_resident_id=agent.person.resident_id,
+        agent_name=agent.person.name,
+        all_items=True,
+        may_consent=False,
+        valid_until=dt.date.today() + dt.timedelta(days=30),
+    )
+    client.force_login(agent)
+    text = client.get("/entitlements/").content.decode()
+    assert "高龄津贴" in text and elder.person.name in text
+    assert f"/entitlements/{Entitlement.objects.get().pk}/decline/" not in text
+
+
+def test_the_granting_department_previews_a_dry_run(client: Client, granted: dict) -> None:
+    resident(born=dt.date(1935, 1, 1))  # newly eligible since the run
+    staff = make_user(role="staff", department=Department.objects.get(code="civil_affairs"))
+    login_verified(client, staff)
+    assert client.get("/entitlements/rules/").status_code == 200
+
+    page = client.post("/entitlements/rules/elder_allowance/preview/")
+
+    assert page.status_code == 200
+    assert page.context["preview"]["run"].granted == 1
+    assert Entitlement.objects.count() == 1  # nothing granted by a preview
+    assert EntitlementRun.objects.filter(dry_run=True).count() == 1
+
+
+def test_other_departments_may_not_preview(client: Client, granted: dict) -> None:
+    login_verified(client, make_user(role="staff"))
+    assert client.get("/entitlements/rules/").status_code == 200
+    assert client.post("/entitlements/rules/elder_allowance/preview/").status_code == 403
+    assert client.post("/entitlements/rules/nope/preview/").status_code == 404
+    assert not EntitlementRun.objects.filter(dry_run=True).exists()
