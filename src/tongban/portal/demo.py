@@ -22,6 +22,7 @@ from tongban.audit.services import checkpoint_create
 from tongban.cases.demo import cases_demo_seed
 from tongban.catalog.models import LicenseType
 from tongban.catalog.services import catalog_load
+from tongban.entitlements.demo import entitlements_demo_seed
 from tongban.exchange.demo import DemoCity, exchange_demo_seed
 from tongban.exchange.proofs import proof_signers_setup
 from tongban.licensing.models import License, SealGrant
@@ -179,6 +180,7 @@ def seed_demo_city(
             approver=User.objects.filter(username="dataadmin").first(),
         )
     )
+    report.created.update(entitlements_demo_seed(actor=ACTOR))
     checkpoint_create()
     return report
 
