@@ -47,6 +47,7 @@ def test_grants_the_eligible_with_facts_audit_and_notice(town: dict) -> None:
         "eligible": 2,
         "granted": 2,
         "to_review": 0,
+        "revalued": 0,
         "unchanged": 0,
         "declined": 0,
     }
@@ -67,6 +68,19 @@ def test_the_amount_follows_its_effective_date(town: dict) -> None:
     (outcome,) = entitlements_run(rule=RULE, actor="test", on=dt.date(2026, 7, 1))
     assert {str(e.amount) for e in Entitlement.objects.all()} == {"120.00"}
     assert outcome.run.granted == 2
+
+
+def test_a_new_amount_applies_to_the_grants_held_from_its_date(town: dict) -> None:
+    _run()
+    (later,) = entitlements_run(rule=RULE, actor="test", on=dt.date(2026, 7, 1))
+
+    assert later.run.revalued == 2 and later.run.unchanged == 0 and later.run.granted == 0
+    assert {str(e.amount) for e in Entitlement.objects.all()} == {"120.00"}
+    revalue = AuditEntry.objects.filter(action="entitlement.revalue")
+    assert revalue.count() == 2
+    assert {(e.before or {}).get("amount") for e in revalue} == {"100.00"}
+    (again,) = entitlements_run(rule=RULE, actor="test", on=dt.date(2026, 7, 2))
+    assert again.run.revalued == 0 and again.run.unchanged == 2
 
 
 def test_rerun_changes_nothing(town: dict) -> None:

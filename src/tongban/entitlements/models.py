@@ -22,6 +22,7 @@ class EntitlementRun(models.Model):
     eligible = models.PositiveIntegerField(_("eligible"), default=0)
     granted = models.PositiveIntegerField(_("newly granted"), default=0)
     to_review = models.PositiveIntegerField(_("sent to review"), default=0)
+    revalued = models.PositiveIntegerField(_("amount updated"), default=0)
     unchanged = models.PositiveIntegerField(_("unchanged"), default=0)
     declined = models.PositiveIntegerField(_("eligible but declined"), default=0)
 
@@ -40,6 +41,7 @@ class EntitlementRun(models.Model):
             "eligible": self.eligible,
             "granted": self.granted,
             "to_review": self.to_review,
+            "revalued": self.revalued,
             "unchanged": self.unchanged,
             "declined": self.declined,
         }

@@ -87,13 +87,23 @@ def _run(
     people = dict(Person.objects.values_list("resident_id", "pk"))
     snapshot = snapshot_read(rule.needs(on), subjects=list(people), progress=progress)
     eligible = {people[s] for s in eligible_subjects(rule, snapshot, on=on)}
-    held = dict(
+    rows = (
         Entitlement.objects.select_for_update()
         .filter(rule_code=rule.code)
-        .values_list("person_id", "status")
+        .values_list("person_id", "status", "amount", "rule_version")
     )
+    held = {person: status for person, status, _a, _v in rows}
+    amount = rule.amount_on(on)
     new = sorted(eligible - set(held))
     lost = sorted(p for p, status in held.items() if status == Status.GRANTED and p not in eligible)
+    # Still eligible, under an amount or a rule version that has changed since the grant.
+    revalued = sorted(
+        person
+        for person, status, granted_amount, version in rows
+        if status == Status.GRANTED
+        and person in eligible
+        and (granted_amount != amount or version != rule.version)
+    )
     run = EntitlementRun(
         rule_code=rule.code,
         rule_version=rule.version,
@@ -105,7 +115,9 @@ def _run(
         eligible=len(eligible),
         granted=len(new),
         to_review=len(lost),
-        unchanged=sum(1 for p in eligible if held.get(p) in (Status.GRANTED, Status.REVIEW)),
+        revalued=len(revalued),
+        unchanged=sum(1 for p in eligible if held.get(p) in (Status.GRANTED, Status.REVIEW))
+        - len(revalued),
         declined=sum(1 for p in eligible if held.get(p) == Status.DECLINED),
     )
     run.finished_at = started
@@ -113,6 +125,7 @@ def _run(
     if not dry_run:
         _grant(rule, run, new, snapshot=snapshot, on=on, actor=actor, progress=progress)
         _to_review(rule, lost, actor=actor)
+        _revalue(rule, revalued, amount=amount, actor=actor)
     run.finished_at = timezone.now()
     run.save(update_fields=["finished_at"])
     audit_record(
@@ -206,6 +219,25 @@ def _to_review(rule: EntitlementRule, person_ids: Sequence[int], *, actor: Any) 
             after={"status": Status.REVIEW},
         )
     flagged.update(status=Status.REVIEW, review_at=now)
+
+
+def _revalue(rule: EntitlementRule, person_ids: Sequence[int], *, amount: Any, actor: Any) -> None:
+    """A new amount (or rule version) in force applies to the grants held under it."""
+    if not person_ids:
+        return
+    changed = Entitlement.objects.filter(
+        rule_code=rule.code, status=Status.GRANTED, person_id__in=person_ids
+    ).select_related("person")
+    for entitlement in changed:
+        audit_record(
+            action="entitlement.revalue",
+            actor=actor,
+            target=entitlement,
+            subject=("person", entitlement.person.resident_id),
+            before={"amount": entitlement.amount, "version": entitlement.rule_version},
+            after={"amount": amount, "version": rule.version},
+        )
+    changed.update(amount=amount, rule_version=rule.version)
 
 
 @transaction.atomic
