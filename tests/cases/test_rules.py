@@ -36,6 +36,7 @@ from tongban.portal.demo import CATALOG_FILE
 pytestmark = pytest.mark.django_db
 State = Case.State
 ITEM = "PERMIT-RENEW"
+QUERY_BUDGET = 76  # one instant-approval submission with warm caches (88 before 2026-12)
 
 
 def rule_book(license_type: str, **changes) -> dict:
@@ -427,3 +428,18 @@ def test_staff_approve_a_case_the_rules_could_not_with_the_license_details_they_
     case = services.case_decide(case=case, actor=staff, approve=True, reasons="", surface=stated)
     assert case.state == State.DECIDED and case.result_license.surface == stated
     assert Case.objects.get(pk=case.pk).form_data == {"surface": stated}
+
+
+def test_an_instant_approval_keeps_to_its_statement_budget(
+    city, item, signer, django_assert_max_num_queries
+):
+    # Given the rules and the calendar cached by a first submission
+    submit(item, applicant(city))
+    user = applicant(city)
+    # Then a submission that the rules approve (materials resolved, one shared read, the
+    # license issued, four transitions, every audit entry) stays within its statements
+    with django_assert_max_num_queries(QUERY_BUDGET) as queries:
+        case = submit(item, user)
+    assert case.state == State.COMPLETED
+    assert case.result_license is not None
+    assert sum("audit_auditentry" in q["sql"] and "INSERT" in q["sql"] for q in queries) == 8

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
 from tongban.audit.models import AuditEntry
@@ -194,6 +194,8 @@ def materials_resolve(
     the applicant's consent where the data is conditional — `needs_consent` when not given
     yet); else an upload."""
     materials = list(item.materials.all())
+    # Once for all materials, unless the caller prefetched them (`item_get`, `bundle_items`).
+    prefetch_related_objects(materials, "license_types")
     types = {t for m in materials for t in m.license_types.all()}
     held = licenses_valid(applicant=applicant, license_types=types)
     codes = {code for m in materials for code in m.dataset_codes}
@@ -289,6 +291,18 @@ class CaseDataReader:
     @property
     def legal_basis(self) -> str:
         return " ".join(self.case.item.legal_basis.split())[:LEGAL_BASIS_MAX]
+
+    def datasets(self, codes: Iterable[str]) -> dict[str, Dataset]:
+        """The datasets of these codes that exist (code -> dataset), those read for the
+        case already without asking the database again."""
+        wanted = set(codes)
+        found = {c: r.dataset for c, r in self._reads.items() if c in wanted}
+        if missing := wanted - found.keys():
+            found |= {
+                d.code: d
+                for d in Dataset.objects.filter(code__in=missing).select_related("provider")
+            }
+        return found
 
     def read(self, dataset: Dataset, fields: Sequence[str]) -> DataRead:
         earlier = self._reads.get(dataset.code)

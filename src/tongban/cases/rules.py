@@ -24,7 +24,6 @@ from django.utils.translation import gettext as _
 
 from tongban.catalog.models import LicenseType
 from tongban.core.errors import TongbanError, ValidationError
-from tongban.exchange.models import Dataset
 from tongban.exchange.proofs import PROOFS, ProofRequest
 from tongban.licensing.models import License
 from tongban.people.models import Person
@@ -391,9 +390,7 @@ def rule_evaluate(
     for condition in conditions:
         if condition.dataset:
             wanted.setdefault(condition.dataset, set()).update(condition.fields)
-    datasets = {
-        d.code: d for d in Dataset.objects.filter(code__in=wanted).select_related("provider")
-    }
+    datasets = reader.datasets(wanted)
     for code, fields in wanted.items():
         dataset = datasets.get(code)
         if dataset is None:
@@ -468,7 +465,7 @@ def _surface_value(
         if not value:
             raise ResultUnavailable(_("The form does not say what the license is for."))
         return value
-    dataset = Dataset.objects.filter(code=source["dataset"]).select_related("provider").first()
+    dataset = reader.datasets([str(source["dataset"])]).get(str(source["dataset"]))
     if dataset is None:
         raise ResultUnavailable(_("The data for the license is not available."))
     rows = reader.read(dataset, [str(source["field"])]).rows
@@ -488,7 +485,7 @@ def _proof_surface(case: Case, reader: CaseDataReader, on: dt.date) -> dict[str,
     purpose = " ".join(str(case.form_data.get("purpose") or "").split())
     if not purpose or len(purpose) > PURPOSE_MAX:
         raise ResultUnavailable(_("State what the proof is for in at most 40 characters."))
-    dataset = Dataset.objects.select_related("provider").filter(code=spec.dataset).first()
+    dataset = reader.datasets([spec.dataset]).get(spec.dataset)
     if dataset is None:
         raise ResultUnavailable(_("This proof cannot be issued automatically."))
     rows = reader.read(dataset, list(spec.fields)).rows

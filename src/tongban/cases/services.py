@@ -154,12 +154,36 @@ def submission_create(
     also when two retries race (the unique constraint decides, the loser reads the winner).
     `materials[item code]` is the resolved material list of each case (see `resolution`).
     """
-    key = idempotency_key.strip()
-    if not 8 <= len(key) <= 64:
-        raise CaseInputInvalid(_("An idempotency key has 8 to 64 characters."))
+    key = _key_checked(idempotency_key)
     earlier = _submission_existing(actor, key)
     if earlier is not None:
         return earlier, False
+    submission, cases = _submission_insert(
+        items=items,
+        applicant=applicant,
+        actor=actor,
+        key=key,
+        bundle=bundle,
+        forms=forms,
+        materials=materials,
+        now=now,
+    )
+    return submission, bool(cases)
+
+
+def _submission_insert(
+    *,
+    items: list[ServiceItem],
+    applicant: Person | Organization,
+    actor: User,
+    key: str,
+    bundle: Any,
+    forms: Mapping[str, dict[str, Any]] | None,
+    materials: Mapping[str, list[dict[str, Any]]] | None,
+    now: dt.datetime | None,
+) -> tuple[Submission, list[Case]]:
+    """`submission_create` after its look-up of the key: the submission and its new cases,
+    or the earlier submission with no cases when a concurrent retry won the key."""
     if not items:
         raise CaseInputInvalid(_("Choose at least one service."))
     for item in items:
@@ -176,7 +200,7 @@ def submission_create(
                 bundle=bundle,
                 idempotency_key=key,
             )
-            for item in items:
+            cases = [
                 _case_create(
                     submission=submission,
                     item=item,
@@ -185,12 +209,21 @@ def submission_create(
                     now=now,
                     calendar=calendar,
                 )
+                for item in items
+            ]
     except IntegrityError:
         earlier = _submission_existing(actor, key)
         if earlier is None:
             raise
-        return earlier, False
-    return submission, True
+        return earlier, []
+    return submission, cases
+
+
+def _key_checked(idempotency_key: str) -> str:
+    key = idempotency_key.strip()
+    if not 8 <= len(key) <= 64:
+        raise CaseInputInvalid(_("An idempotency key has 8 to 64 characters."))
+    return key
 
 
 def _submission_existing(actor: User, key: str) -> Submission | None:
@@ -252,8 +285,11 @@ def _event(
     from_state: str = "",
     to_state: str = "",
     note: str = "",
+    pending: list[CaseEvent] | None = None,
 ) -> CaseEvent:
-    return CaseEvent.objects.create(
+    """The timeline event, inserted now, or appended to `pending` for the caller to insert
+    with the others in one statement."""
+    event = CaseEvent(
         case=case,
         at=timezone.now(),
         actor=actor_label(actor),
@@ -262,6 +298,11 @@ def _event(
         to_state=to_state,
         note=note,
     )
+    if pending is None:
+        event.save(force_insert=True)
+    else:
+        pending.append(event)
+    return event
 
 
 def _locked(case: Case) -> Case:
@@ -312,10 +353,13 @@ def _transition(
     note: str = "",
     after: dict[str, Any] | None = None,
     notify: bool = True,
+    pending: list[CaseEvent] | None = None,
 ) -> Case:
     """Move a locked case along one legal transition, with its timeline event and audit;
     the applicant hears of it after commit (unless `notify` is off: the steps an instant
-    approval takes at once are told as one decision)."""
+    approval takes at once are told as one decision). With `pending` the caller saves the
+    case and inserts the events gathered there later in the same transaction (the steps of
+    an instant approval are one write each)."""
     sources, target = TRANSITIONS[name]
     if case.state not in sources:
         raise CaseTransitionInvalid(transition=name, state=case.state)
@@ -323,8 +367,17 @@ def _transition(
     case.state = target
     if target in CLOSED_STATES:
         case.closed_at = timezone.now()
-    case.save()
-    _event(case, actor=actor, action=name, from_state=before, to_state=target, note=note)
+    if pending is None:
+        case.save()
+    _event(
+        case,
+        actor=actor,
+        action=name,
+        from_state=before,
+        to_state=target,
+        note=note,
+        pending=pending,
+    )
     audit_record(
         action=f"case.{name}",
         actor=actor,
@@ -875,11 +928,13 @@ def application_submit(
             code="consent_unexpected",
         )
     fetch, records = _materials_planned(resolved, uploads=checked_uploads, consents=consents)
-    submission, created = submission_create(
+    # The key was looked up above in this transaction: a retry that commits since is
+    # caught by the unique constraint in `_submission_insert`.
+    submission, created = _submission_insert(
         items=items,
         applicant=applicant,
         actor=actor,
-        idempotency_key=idempotency_key,
+        key=_key_checked(idempotency_key),
         bundle=bundle,
         forms={i.code: form_data for i in items},
         materials=records,
@@ -907,7 +962,7 @@ def application_submit(
             subject=submission.applicant_subject,
             after={"mandate": mandate.pk},
         )
-    cases = {c.item.code: c for c in submission.cases.select_related("item", "department")}
+    cases = {c.item.code: c for c in created}
     _uploads_attach(submission, cases, records)
     _consents_grant(requested, consents=consents, fetch=fetch, actor=actor, mandate=mandate)
     for code, case in cases.items():
@@ -1033,6 +1088,8 @@ def _rules_apply(case: Case, reader: CaseDataReader) -> None:
                 _instant_approve(case, rule=rule, reader=reader, on=on, actor=actor)
             report["outcome"] = "approved"
         except TongbanError as error:
+            # What the rolled-back approval set on the case object goes with it.
+            case.refresh_from_db()
             report["result_error"] = {"code": error.code, "message": str(error.message)}
     Case.objects.filter(pk=case.pk).update(rule_report=report)
     audit_record(
@@ -1052,7 +1109,8 @@ def _rules_apply(case: Case, reader: CaseDataReader) -> None:
 def _instant_approve(
     case: Case, *, rule: Rule, reader: CaseDataReader, on: dt.date, actor: str
 ) -> Case:
-    case = _locked(case)
+    """Approve a case created in this transaction: no other transaction sees its row before
+    commit, so it needs no lock, and it is written once, in its final state."""
     license = None
     license_type = case.item.result_license_type
     if license_type is not None:
@@ -1066,8 +1124,9 @@ def _instant_approve(
         license = license_issue(
             license_type=license_type, holder=case.applicant, surface=surface, actor=grant.user
         )
-    _transition(case, "accept", actor=actor, notify=False)
-    _transition(case, "review", actor=actor, notify=False)
+    events: list[CaseEvent] = []
+    _transition(case, "accept", actor=actor, notify=False, pending=events)
+    _transition(case, "review", actor=actor, notify=False, pending=events)
     case.decision = Case.Decision.APPROVED
     case.decision_reason = f"{rule.name}（{rule.legal_reference}）"
     case.decided_at = timezone.now()
@@ -1083,7 +1142,22 @@ def _instant_approve(
             "license": license.identifier if license else None,
             "rule": rule.id,
         },
+        pending=events,
     )
     # The result is delivered as it is made: the license is in the wallet, the decision on
     # the page. Nothing is left for staff to hand over.
-    return _transition(case, "complete", actor=actor, notify=False)
+    _transition(case, "complete", actor=actor, notify=False, pending=events)
+    CaseEvent.objects.bulk_create(events)
+    case.save(
+        update_fields=[
+            "state",
+            "closed_at",
+            "decision",
+            "decision_reason",
+            "decided_at",
+            "decided_by",
+            "result_license",
+            "updated_at",
+        ]
+    )
+    return case
