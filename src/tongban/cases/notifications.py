@@ -137,9 +137,11 @@ def _deliver(case_pk: int, event: str, note: str) -> None:
         return
     text = case_message(case, event, note)
     recipients = case_recipients(case)
-    with transaction.atomic():
-        for user in recipients:
-            Notification.objects.create(user=user, case=case, event=event, text=text)
+    notes = [Notification(user=user, case=case, event=event, text=text) for user in recipients]
+    if len(notes) == 1:
+        notes[0].save()  # one INSERT is atomic by itself: no transaction around it
+    else:
+        Notification.objects.bulk_create(notes)  # one INSERT in a transaction of its own
     backend = notification_backend()
     for user in recipients:
         phone = user.person.phone if user.role == User.Role.CITIZEN and user.person else ""
