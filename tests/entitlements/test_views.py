@@ -8,12 +8,15 @@ from django.test import Client
 from django.utils import translation
 
 from tests.people.factories import login_verified, make_user
+from tongban.audit.models import AuditEntry
 from tongban.cases.mandates import mandate_grant
+from tongban.cases.models import Notification
+from tongban.entitlements.errors import EntitlementNotFound
 from tongban.entitlements.models import Entitlement, EntitlementRun
-from tongban.entitlements.services import entitlements_run
+from tongban.entitlements.services import entitlement_review_decide, entitlements_run
 from tongban.people.models import Department, User
 
-from .factories import ON, civil_affairs_with_grant, resident
+from .factories import ON, civil_affairs_with_grant, population_set, resident
 
 pytestmark = pytest.mark.django_db
 
@@ -121,3 +124,54 @@ def test_other_departments_may_not_preview(client: Client, granted: dict) -> Non
     assert client.post("/entitlements/rules/elder_allowance/preview/").status_code == 403
     assert client.post("/entitlements/rules/nope/preview/").status_code == 404
     assert not EntitlementRun.objects.filter(dry_run=True).exists()
+
+
+@pytest.fixture
+def in_review(granted: dict) -> Entitlement:
+    population_set(granted["elder"].person, alive=False)
+    entitlements_run(rule="elder_allowance", actor="test", on=ON)
+    return Entitlement.objects.get(status="review")
+
+
+def test_the_granting_department_ends_a_grant_in_review(
+    client: Client, in_review: Entitlement
+) -> None:
+    staff = make_user(role="staff", department=Department.objects.get(code="civil_affairs"))
+    login_verified(client, staff)
+    page = client.get("/entitlements/review/")
+    assert page.status_code == 200 and in_review.person.name in page.content.decode()
+    url = f"/entitlements/review/{in_review.pk}/end/"
+
+    assert client.post(url, {"note": ""}).status_code == 422
+    in_review.refresh_from_db()
+    assert in_review.status == "review"
+
+    assert client.post(url, {"note": "人口库登记已死亡"}).status_code == 302
+    in_review.refresh_from_db()
+    assert in_review.status == "ended" and in_review.ended_at is not None
+    assert AuditEntry.objects.filter(action="entitlement.end").count() == 1
+    assert Notification.objects.filter(event="entitlement_end").count() == 1
+    assert client.post(url, {"note": "再次"}).status_code == 404  # decided already
+
+
+def test_a_review_may_keep_the_grant(client: Client, in_review: Entitlement) -> None:
+    staff = make_user(role="staff", department=Department.objects.get(code="civil_affairs"))
+    login_verified(client, staff)
+    done = client.post(f"/entitlements/review/{in_review.pk}/keep/", {"note": "数据有误"})
+    assert done.status_code == 302
+    in_review.refresh_from_db()
+    assert in_review.status == "granted"
+
+
+def test_other_departments_see_no_review(client: Client, in_review: Entitlement) -> None:
+    login_verified(client, make_user(role="staff"))
+    assert in_review.person.name not in client.get("/entitlements/review/").content.decode()
+    assert (
+        client.post(f"/entitlements/review/{in_review.pk}/end/", {"note": "x"}).status_code == 404
+    )
+    with pytest.raises(EntitlementNotFound):
+        entitlement_review_decide(
+            entitlement=in_review, actor=make_user(role="staff"), keep=False, note="x"
+        )
+    in_review.refresh_from_db()
+    assert in_review.status == "review"

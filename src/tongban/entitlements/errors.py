@@ -1,6 +1,11 @@
 from django.utils.translation import gettext_lazy as _
 
-from tongban.core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from tongban.core.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 
 
 class RuleNotFound(NotFoundError):
@@ -23,3 +28,13 @@ class EntitlementNotFound(NotFoundError):
 class EntitlementNotDeclinable(ConflictError):
     code = "entitlement_not_declinable"
     default_message = _("This entitlement is no longer in effect, so it cannot be declined.")
+
+
+class EntitlementNotInReview(ConflictError):
+    code = "entitlement_not_in_review"
+    default_message = _("This entitlement is not waiting for a review.")
+
+
+class ReviewNoteInvalid(ValidationError):
+    code = "entitlement_review_note_invalid"
+    default_message = _("Give the reason for the decision in at most 200 characters.")

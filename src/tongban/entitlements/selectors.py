@@ -9,6 +9,7 @@ from tongban.people.models import Person, User
 
 from .errors import EntitlementNotFound
 from .models import Entitlement
+from .rulebook import entitlement_rules_all
 
 
 def entitlements_of(person: Person) -> QuerySet[Entitlement]:
@@ -37,3 +38,18 @@ def entitlements_of_principals(person: Person) -> list[tuple[Person, list[Entitl
     for entitlement in Entitlement.objects.filter(person_id__in=principals).order_by("pk"):
         held[entitlement.person_id].append(entitlement)
     return [(principals[pk], held[pk]) for pk in sorted(principals) if held[pk]]
+
+
+def entitlements_to_review(user: User) -> QuerySet[Entitlement]:
+    """待复核: the grants of the user's department's rules whose holders no longer meet the
+    conditions, oldest flag first."""
+    codes = [
+        r.code
+        for r in entitlement_rules_all()
+        if user.department is not None and r.department == user.department.code
+    ]
+    return (
+        Entitlement.objects.filter(rule_code__in=codes, status=Entitlement.Status.REVIEW)
+        .select_related("person")
+        .order_by("review_at", "pk")
+    )

@@ -22,7 +22,14 @@ from tongban.cases.models import Notification
 from tongban.exchange.models import AccessGrant
 from tongban.people.models import Department, Person, User
 
-from .errors import DataNotGranted, EntitlementNotDeclinable, EntitlementNotFound, RuleNotFound
+from .errors import (
+    DataNotGranted,
+    EntitlementNotDeclinable,
+    EntitlementNotFound,
+    EntitlementNotInReview,
+    ReviewNoteInvalid,
+    RuleNotFound,
+)
 from .evaluate import Progress, eligible_subjects, person_evaluate, snapshot_read
 from .models import Entitlement, EntitlementRun
 from .rulebook import EntitlementRule, entitlement_rule_in_force, entitlement_rules_all
@@ -238,6 +245,53 @@ def _revalue(rule: EntitlementRule, person_ids: Sequence[int], *, amount: Any, a
             after={"amount": amount, "version": rule.version},
         )
     changed.update(amount=amount, rule_version=rule.version)
+
+
+def _rule_staff_check(entitlement: Entitlement, actor: User) -> EntitlementRule:
+    rule = next((r for r in entitlement_rules_all() if r.code == entitlement.rule_code), None)
+    department = actor.department if actor.role == User.Role.STAFF else None
+    if rule is None or department is None or department.code != rule.department:
+        raise EntitlementNotFound()
+    return rule
+
+
+@transaction.atomic
+def entitlement_review_decide(
+    *, entitlement: Entitlement, actor: User, keep: bool, note: str
+) -> Entitlement:
+    """Staff of the granting department decide a grant whose holder no longer meets the
+    conditions: keep it (the data was wrong or late) or end it, with a reason; an ended
+    grant's holder is told in-app."""
+    locked = (
+        Entitlement.objects.select_for_update(of=("self",))
+        .select_related("person")
+        .get(pk=entitlement.pk)
+    )
+    rule = _rule_staff_check(locked, actor)
+    note = " ".join(note.split())
+    if not note or len(note) > 200:
+        raise ReviewNoteInvalid()
+    if locked.status != Status.REVIEW:
+        raise EntitlementNotInReview()
+    locked.status = Status.GRANTED if keep else Status.ENDED
+    locked.ended_at = None if keep else timezone.now()
+    locked.save(update_fields=["status", "ended_at"])
+    audit_record(
+        action="entitlement.review_keep" if keep else "entitlement.end",
+        actor=actor,
+        target=locked,
+        subject=("person", locked.person.resident_id),
+        before={"status": Status.REVIEW},
+        after={"status": locked.status, "note": note},
+    )
+    if not keep:
+        with translation.override(settings.LANGUAGE_CODE):
+            text = _("%(name)s has ended: %(note)s") % {"name": rule.name, "note": note}
+        users = User.objects.filter(person=locked.person, role=User.Role.CITIZEN)
+        Notification.objects.bulk_create(
+            Notification(user=user, event="entitlement_end", text=text) for user in users
+        )
+    return locked
 
 
 @transaction.atomic

@@ -9,5 +9,7 @@ urlpatterns = [
     path("", views.my_entitlements, name="my"),
     path("<int:pk>/decline/", views.decline, name="decline"),
     path("rules/", views.rules, name="rules"),
+    path("review/", views.review, name="review"),
+    path("review/<int:pk>/<slug:decision>/", views.review_decide, name="review_decide"),
     path("rules/<slug:code>/preview/", views.preview, name="preview"),
 ]

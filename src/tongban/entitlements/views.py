@@ -22,7 +22,7 @@ from tongban.people.decorators import staff_required
 from tongban.people.models import Person, User
 
 from . import selectors, services
-from .errors import RuleNotFound
+from .errors import EntitlementNotFound, RuleNotFound
 from .models import Entitlement, EntitlementRun
 from .rulebook import EntitlementRule, entitlement_rules_all
 
@@ -44,6 +44,10 @@ def resident_required(view: View) -> View:
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+class ReviewForm(forms.Form):
+    note = forms.CharField(label=gettext_lazy("Reason"), max_length=200)
 
 
 class DeclineForm(forms.Form):
@@ -149,3 +153,43 @@ def preview(request: HttpRequest, code: str) -> HttpResponse:
         "preview": {"rule": rule, "run": outcome.run, "people": people, "limit": PREVIEW_LIMIT}
     }
     return render(request, "entitlements/rules.html", context)
+
+
+def _review_context(user: User, failed: ReviewForm | None = None, pk: int = 0) -> dict[str, Any]:
+    items = []
+    for entitlement in selectors.entitlements_to_review(user):
+        # One form per grant, its ids apart from the other grants' on the page.
+        form = failed if failed is not None and entitlement.pk == pk else None
+        form = form or ReviewForm(auto_id=f"id_%s_{entitlement.pk}")
+        items.append(_explained(entitlement) | {"form": form})
+    return {"items": items}
+
+
+@staff_required
+@require_GET
+def review(request: HttpRequest) -> HttpResponse:
+    return render(request, "entitlements/review.html", _review_context(cast(User, request.user)))
+
+
+@staff_required
+@require_POST
+def review_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+    """Keep or end a grant sent to review; the reason is required and audited."""
+    user = cast(User, request.user)
+    if decision not in ("keep", "end"):
+        raise EntitlementNotFound()
+    entitlement = selectors.entitlements_to_review(user).filter(pk=pk).first()
+    if entitlement is None:
+        raise EntitlementNotFound()
+    form = ReviewForm(request.POST, auto_id=f"id_%s_{entitlement.pk}")
+    if form.is_valid():
+        services.entitlement_review_decide(
+            entitlement=entitlement,
+            actor=user,
+            keep=decision == "keep",
+            note=form.cleaned_data["note"],
+        )
+        messages.success(request, _("The review is decided."))
+        return redirect("entitlements:review")
+    context = _review_context(user, failed=form, pk=entitlement.pk)
+    return render(request, "entitlements/review.html", context, status=422)
