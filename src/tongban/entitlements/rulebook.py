@@ -146,10 +146,8 @@ def entitlement_rules_all() -> tuple[EntitlementRule, ...]:
     return entitlement_rules_parse(yaml.safe_load(RULES_FILE.read_text(encoding="utf-8")) or {})
 
 
-def entitlement_rule_in_force(
-    code: str, *, on: dt.date, rules: tuple[EntitlementRule, ...] | None = None
-) -> EntitlementRule | None:
-    for rule in entitlement_rules_all() if rules is None else rules:
+def entitlement_rule_in_force(code: str, *, on: dt.date) -> EntitlementRule | None:
+    for rule in entitlement_rules_all():
         if rule.code == code and rule.in_force(on):
             return rule
     return None

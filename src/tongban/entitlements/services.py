@@ -94,7 +94,7 @@ def _run(
     people = dict(Person.objects.values_list("resident_id", "pk"))
     snapshot = snapshot_read(rule.needs(on), subjects=list(people), progress=progress)
     eligible = {people[s] for s in eligible_subjects(rule, snapshot, on=on)}
-    rows = (
+    rows = list(
         Entitlement.objects.select_for_update()
         .filter(rule_code=rule.code)
         .values_list("person_id", "status", "amount", "rule_version")
