@@ -28,7 +28,13 @@ def test_the_demo_grants_the_elder_allowance_to_everyone_aged_80(client: Client)
     client.force_login(citizen)
     page = client.get("/entitlements/").content.decode()
     assert "高龄津贴" in page  # the elderly resident's, who authorized the citizen
+    # and the elderly resident logs in as `elder` and sees their own grant with its reasons
+    elder = User.objects.get(username="elder")
+    assert held.filter(person=elder.person).exists()
+    client.force_login(elder)
+    page = client.get("/entitlements/").content.decode()
+    assert "高龄津贴" in page and "80" in page
 
     again = seed_demo_city(residents=60, organizations=10)
-    assert again.created["benefits granted"] == 0
+    assert again.created["benefits granted"] == again.created["elder account"] == 0
     assert Entitlement.objects.count() == held.count()

@@ -20,6 +20,7 @@ from stdnum.cn import ric, uscc
 
 from tongban.audit.services import checkpoint_create
 from tongban.cases.demo import cases_demo_seed
+from tongban.cases.models import Mandate
 from tongban.catalog.models import LicenseType
 from tongban.catalog.services import catalog_load
 from tongban.entitlements.demo import entitlements_demo_seed
@@ -41,6 +42,7 @@ DEMO_ACCOUNTS = [
     ("staff", "staff", "window staff of the market regulation bureau (TOTP at first login)"),
     ("dataadmin", "data_admin", "data administrator: edits the catalog at /admin/ (TOTP)"),
     ("sysadmin", "sys_admin", "system administrator (TOTP at first login)"),
+    ("elder", "citizen", "an elderly resident who authorized citizen (委托代办); 我的待遇"),
 ]
 
 # Districts of the demo city (GB/T 2260). Their codes exist only since 1983, so people
@@ -180,9 +182,26 @@ def seed_demo_city(
             approver=User.objects.filter(username="dataadmin").first(),
         )
     )
+    report.created["elder account"] = _seed_elder_account()
     report.created.update(entitlements_demo_seed(actor=ACTOR))
     checkpoint_create()
     return report
+
+
+def _seed_elder_account() -> int:
+    """A login for the elderly resident who authorized the demo citizen, to see their
+    benefits (我的待遇) and the applications made for them."""
+    mandate = Mandate.objects.filter(agent__accounts__username="citizen").order_by("pk").first()
+    if mandate is None or User.objects.filter(username="elder").exists():
+        return 0
+    people_services.user_create(
+        username="elder",
+        password=DEMO_PASSWORD,
+        role="citizen",
+        actor=ACTOR,
+        person=mandate.principal,
+    )
+    return 1
 
 
 def _seed_departments(rows: list[dict[str, Any]]) -> int:
@@ -268,8 +287,8 @@ def _seed_accounts() -> int:
     }
     created = 0
     for username, role, _description in DEMO_ACCOUNTS:
-        if User.objects.filter(username=username).exists():
-            continue
+        if username == "elder" or User.objects.filter(username=username).exists():
+            continue  # the elder is known once the demo applications chose them
         if username in {"citizen", "agent"} and links[username]["person"] is None:
             continue  # a seed without residents or organizations has no one to link
         user = people_services.user_create(
