@@ -184,9 +184,7 @@ def test_conditional_data_needs_the_subjects_consent(world):
 
 def test_verification_returns_only_a_boolean_and_is_logged(world):
     datasets, consumer, caller = world
-    make_grant(
-        consumer=consumer, dataset=datasets["population"], fields=["address"], mode="verify"
-    )
+    make_grant(consumer=consumer, dataset=datasets["population"], fields=["address"], mode="verify")
 
     def ask(address):
         return services.fact_verify(

@@ -74,9 +74,7 @@ def test_trust_list_and_status_list_endpoints(client, office):
     assert [k["kid"] for k in keys] == [office.seal.key_id]
     response = client.get(f"/api/v1/licenses/status-lists/{license.status_list_id}")
     assert response.status_code == 200 and response["Content-Type"] == "application/statuslist+cwt"
-    assert (
-        client.get("/api/v1/licenses/status-lists/999").json()["code"] == "status_list_not_found"
-    )
+    assert client.get("/api/v1/licenses/status-lists/999").json()["code"] == "status_list_not_found"
 
 
 def test_wallet_api_lists_only_own_licenses(client, office):

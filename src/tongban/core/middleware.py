@@ -68,9 +68,7 @@ class ErrorPageMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, TongbanError):
             return None
-        return render(
-            request, "error.html", {"error": exception}, status=exception.status
-        )
+        return render(request, "error.html", {"error": exception}, status=exception.status)
 
 
 class LanguageMiddleware:

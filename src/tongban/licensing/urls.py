@@ -22,11 +22,13 @@ urlpatterns = [
     path("workbench/licenses/new/<str:type_code>/", workbench.issue, name="workbench_issue"),
     path("workbench/licenses/<int:pk>/", workbench.license_detail, name="workbench_license"),
     path(
-        "workbench/licenses/<int:pk>/status/", workbench.license_status,
+        "workbench/licenses/<int:pk>/status/",
+        workbench.license_status,
         name="workbench_license_status",
     ),
     path(
-        "workbench/licenses/<int:pk>/reissue/", workbench.license_reissue,
+        "workbench/licenses/<int:pk>/reissue/",
+        workbench.license_reissue,
         name="workbench_license_reissue",
     ),
 ]
