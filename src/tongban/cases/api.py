@@ -111,6 +111,21 @@ def _person(request: HttpRequest) -> Person:
     return person
 
 
+def _submitted(user: User, idempotency_key: str, body: Any, **on_behalf: Any) -> Status:
+    """Submit an item or a bundle; 201 for a new submission, 200 for a retry of the key."""
+    seen = selectors.submission_for_key(user, idempotency_key) is not None
+    submission = services.application_submit(
+        item=catalog_selectors.item_get(code=body.item) if body.item else None,
+        bundle=catalog_selectors.bundle_get(code=body.bundle) if body.bundle else None,
+        actor=user,
+        form=body.form,
+        uploads=body.uploads,
+        idempotency_key=idempotency_key,
+        **on_behalf,
+    )
+    return Status(200 if seen else 201, _submission_out(submission, created=not seen))
+
+
 # --- what the answers hold ----------------------------------------------------------------
 
 
@@ -443,18 +458,13 @@ def submit(request: HttpRequest, body: SubmissionIn, idempotency_key: str = IDEM
     (403, withdrawn, expired, not yet in force or not covering every item)."""
     user = _user(request)
     principal = _principal(user, body.for_mandate)
-    seen = selectors.submission_for_key(user, idempotency_key) is not None
-    submission = services.application_submit(
-        item=catalog_selectors.item_get(code=body.item) if body.item else None,
-        bundle=catalog_selectors.bundle_get(code=body.bundle) if body.bundle else None,
-        actor=user,
+    return _submitted(
+        user,
+        idempotency_key,
+        body,
         on_behalf=principal,
-        form=body.form,
-        uploads=body.uploads,
         consent_datasets=body.consents,
-        idempotency_key=idempotency_key,
     )
-    return Status(200 if seen else 201, _submission_out(submission, created=not seen))
 
 
 @router.get(
@@ -872,18 +882,9 @@ def window_submit(
     on_behalf_note when it is blank), materials_missing (422), consent_unexpected (422)."""
     user = _user(request)
     person = _window_person(request, body.person)
-    seen = selectors.submission_for_key(user, idempotency_key) is not None
-    submission = services.application_submit(
-        item=catalog_selectors.item_get(code=body.item) if body.item else None,
-        bundle=catalog_selectors.bundle_get(code=body.bundle) if body.bundle else None,
-        actor=user,
-        on_behalf=person,
-        on_behalf_note=body.on_behalf_note,
-        form=body.form,
-        uploads=body.uploads,
-        idempotency_key=idempotency_key,
+    return _submitted(
+        user, idempotency_key, body, on_behalf=person, on_behalf_note=body.on_behalf_note
     )
-    return Status(200 if seen else 201, _submission_out(submission, created=not seen))
 
 
 @router.get(
