@@ -90,17 +90,44 @@ demo: install compile-messages
 # --- the test suite --------------------------------------------------------------------
 
 # Every stage runs, even after one has failed; the summary names each stage's result and
-# time, and the exit status is non-zero if any stage failed.
-TEST_STAGES := lint check-migrations test-sqlite test-postgres test-browser
+# time, and the exit status is non-zero if any stage failed. The SQLite and PostgreSQL
+# stages share nothing and each keeps about one core busy, so they run side by side (their
+# output is shown as each finishes, and kept in var/test-logs/).
+TEST_STAGES := lint check-migrations test-sqlite+test-postgres test-browser
 
 test: install system-packages compile-messages
 	@status=0
 	summary=()
-	for stage in $(TEST_STAGES); do
-		echo "==> $$stage"
-		start=$$SECONDS
-		if $(MAKE) $$stage; then result=passed; else result=FAILED; status=1; fi
-		summary+=("$$(printf '  %-17s %-7s %5ss' "$$stage" "$$result" "$$((SECONDS - start))")")
+	record() {  # stage, result, seconds
+		summary+=("$$(printf '  %-17s %-7s %5ss' "$$1" "$$2" "$$3")")
+		if [ "$$2" != passed ]; then status=1; fi
+	}
+	mkdir -p var/test-logs
+	for group in $(TEST_STAGES); do
+		IFS=+ read -r -a stages <<< "$$group"
+		if [ $${#stages[@]} -eq 1 ]; then
+			echo "==> $$group"
+			start=$$SECONDS
+			if $(MAKE) $$group; then result=passed; else result=FAILED; fi
+			record "$$group" "$$result" "$$((SECONDS - start))"
+			continue
+		fi
+		echo "==> $${stages[*]} side by side (logs in var/test-logs/)"
+		declare -A started=() pids=()
+		for stage in "$${stages[@]}"; do
+			started[$$stage]=$$SECONDS
+			$(MAKE) $$stage > var/test-logs/$$stage.log 2>&1 &
+			pids[$$!]=$$stage
+		done
+		while [ $${#pids[@]} -gt 0 ]; do
+			finished=0
+			wait -n -p finished "$${!pids[@]}" && result=passed || result=FAILED
+			stage=$${pids[$$finished]}
+			unset "pids[$$finished]"
+			echo "==> $$stage ($$result)"
+			cat var/test-logs/$$stage.log
+			record "$$stage" "$$result" "$$((SECONDS - started[$$stage]))"
+		done
 	done
 	echo "==> summary"
 	printf '%s\n' "$${summary[@]}"
