@@ -1,5 +1,5 @@
 # Tongban (通办) — two commands:
-#   make demo    bootstrap .venv, install, migrate, seed the demo city 演示市, serve
+#   make demo    bootstrap .venv, install, migrate, seed the demo city 演示市, serve (with a worker)
 #   make test    the whole suite: SQLite, PostgreSQL, headless Chromium
 # `make help` lists the rest. GNU make; every recipe is one bash script (-euo pipefail).
 
@@ -80,8 +80,10 @@ demo: install compile-messages
 	@$(TONGBAN) migrate --no-input
 	mkdir -p "$$TONGBAN_DATA_DIR"
 	$(TONGBAN) seed-demo | tee "$$TONGBAN_DATA_DIR/demo-logins.txt"
-	# A background task worker, when the project gets one, starts here and stops with the
-	# server, e.g.:  $(TONGBAN) db_worker & trap 'kill $$!' EXIT
+	# The task worker (queued tasks and the schedule) runs beside the server and stops with
+	# it: SIGTERM lets it finish the task it is running.
+	$(TONGBAN) worker & worker=$$!
+	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT
 	echo
 	echo "==> the demo logins are above (and in $$TONGBAN_DATA_DIR/demo-logins.txt)"
 	echo "==> serving http://$(HOST):$(PORT)/ — Ctrl-C stops"

@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "ninja",
+    "django_tasks",
+    "django_tasks_db",
     "tongban.core",
     "tongban.audit",
     "tongban.people",
@@ -195,6 +197,16 @@ NOTIFICATION_BACKEND = os.environ.get(
 )
 # Instant-approval rules (秒批): a YAML rule book; empty means the one shipped with the cases app.
 CASES_RULES_FILE = os.environ.get("CASES_RULES_FILE", "")
+
+# Background tasks (django-tasks) are queued in the database — SQLite or PostgreSQL alike —
+# and run by `tongban worker`, which also queues the periodic tasks below when they are due.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Periodic tasks: a name, the task's import path and a cron expression read in TIME_ZONE.
+# Each due time is queued once, however many workers run; a worker that was stopped over a
+# due time queues the latest one it missed when it starts.
+TONGBAN_SCHEDULE = {
+    "entitlements-daily": ("tongban.entitlements.tasks.entitlements_run_task", "0 2 * * *"),
+}
 
 LOGGING = {
     "version": 1,

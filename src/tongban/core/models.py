@@ -1,5 +1,6 @@
 """The working-day calendar (工作日历): for each loaded year, the days that break the weekend
-rule — public holidays on weekdays and adjusted working weekends (调休上班)."""
+rule — public holidays on weekdays and adjusted working weekends (调休上班); and the due
+times of periodic tasks already queued (`ScheduleSlot`)."""
 
 from django.conf import settings
 from django.db import models
@@ -73,3 +74,24 @@ class CalendarDay(models.Model):
     def __str__(self) -> str:
         label = f"{self.date.isoformat()} {self.get_kind_display()}"
         return f"{label} {self.name}" if self.name else label
+
+
+class ScheduleSlot(models.Model):
+    """One due time of a periodic task (settings.TONGBAN_SCHEDULE), queued once: the unique
+    constraint lets only one of several workers claim it."""
+
+    schedule = models.CharField(_("schedule"), max_length=100)
+    due_at = models.DateTimeField(_("due at"))
+    queued_at = models.DateTimeField(_("queued at"))
+    task_id = models.CharField(_("task id"), max_length=64)
+
+    class Meta:
+        verbose_name = _("schedule slot")
+        verbose_name_plural = _("schedule slots")
+        ordering = ["-due_at", "schedule"]
+        constraints = [
+            models.UniqueConstraint(fields=["schedule", "due_at"], name="schedule_slot_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule} {self.due_at:%Y-%m-%d %H:%M}"

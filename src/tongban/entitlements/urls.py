@@ -12,4 +12,5 @@ urlpatterns = [
     path("review/", views.review, name="review"),
     path("review/<int:pk>/<slug:decision>/", views.review_decide, name="review_decide"),
     path("rules/<slug:code>/preview/", views.preview, name="preview"),
+    path("rules/<slug:code>/run/", views.run_now, name="run_now"),
 ]

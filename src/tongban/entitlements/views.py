@@ -1,6 +1,7 @@
 """Pages of entitlements without applying (免申即享): 我的待遇 for residents — each grant,
 its amount and the facts that made them eligible, with a confirmed way to decline — and,
-for verified staff of the granting department, the rule list with a dry-run preview."""
+for verified staff, the rule list with its schedule and recent runs; the granting
+department may preview a dry run or queue a run now."""
 
 from collections.abc import Callable
 from functools import wraps
@@ -18,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from tongban.cases.rules import condition_explanation
 from tongban.core.errors import PermissionDeniedError, TongbanError
+from tongban.core.schedule import schedule_of_task
 from tongban.people.decorators import staff_required
 from tongban.people.models import Person, User
 
@@ -25,9 +27,11 @@ from . import selectors, services
 from .errors import EntitlementNotFound, RuleNotFound
 from .models import Entitlement, EntitlementRun
 from .rulebook import EntitlementRule, entitlement_rules_all
+from .tasks import SCHEDULER_ACTOR, entitlements_run_enqueue, entitlements_run_task
 
 View = Callable[..., HttpResponse]
 PREVIEW_LIMIT = 50
+RECENT_RUNS = 5
 
 
 def resident_required(view: View) -> View:
@@ -100,7 +104,11 @@ def decline(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _rules_context(user: User) -> dict[str, Any]:
-    today = timezone.localdate()
+    today, now = timezone.localdate(), timezone.now()
+    schedule = [
+        {"entry": entry, "next_at": entry.next_at(now)}
+        for entry in schedule_of_task(entitlements_run_task)
+    ]
     rows = []
     for rule in entitlement_rules_all():
         counts = {
@@ -116,9 +124,10 @@ def _rules_context(user: User) -> dict[str, Any]:
                 "counts": counts,
                 "mine": user.department is not None and user.department.code == rule.department,
                 "last_run": EntitlementRun.objects.filter(rule_code=rule.code).first(),
+                "runs": EntitlementRun.objects.filter(rule_code=rule.code)[:RECENT_RUNS],
             }
         )
-    return {"rules": rows}
+    return {"rules": rows, "schedule": schedule, "scheduler_actor": SCHEDULER_ACTOR}
 
 
 @staff_required
@@ -133,7 +142,7 @@ def _rule_of_department(user: User, code: str) -> EntitlementRule:
         raise RuleNotFound()
     if user.department is None or user.department.code != rule.department:
         raise PermissionDeniedError(
-            _("Only staff of the granting department preview its rule."),
+            _("Only staff of the granting department preview or run its rule."),
             code="entitlement_rule_not_yours",
         )
     return rule
@@ -153,6 +162,23 @@ def preview(request: HttpRequest, code: str) -> HttpResponse:
         "preview": {"rule": rule, "run": outcome.run, "people": people, "limit": PREVIEW_LIMIT}
     }
     return render(request, "entitlements/rules.html", context)
+
+
+@staff_required
+@require_POST
+def run_now(request: HttpRequest, code: str) -> HttpResponse:
+    """Queue a run of the department's rule (立即运行); a worker performs it, and its counts
+    appear among the recent runs when it has finished."""
+    user = cast(User, request.user)
+    rule = _rule_of_department(user, code)
+    if not rule.in_force(timezone.localdate()):
+        raise RuleNotFound()
+    entitlements_run_enqueue(rule=rule, actor=user)
+    messages.success(
+        request,
+        _("Queued: %(name)s runs as soon as a worker is free.") % {"name": rule.name},
+    )
+    return redirect("entitlements:rules")
 
 
 def _review_context(user: User, failed: ReviewForm | None = None, pk: int = 0) -> dict[str, Any]:
