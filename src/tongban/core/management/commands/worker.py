@@ -2,6 +2,7 @@
 queue the periodic ones (settings.TONGBAN_SCHEDULE) when they are due.
 
 tongban worker            run until SIGTERM or Ctrl-C, which stop it after the current task
+                          (Ctrl-C twice: at once)
 tongban worker --once     queue what is due, run everything queued, then exit
 
 Any number of workers may run side by side: each task is claimed by one of them, and each
@@ -90,8 +91,11 @@ class Command(BaseCommand):
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         if not self.running:
-            # Asked twice: stop at once (the task running now is recorded as failed).
-            raise SystemExit(1)
+            # Ctrl-C twice stops at once (the task running now is recorded as failed); a
+            # second SIGTERM — say from a script that also saw the Ctrl-C — changes nothing.
+            if signum == signal.SIGINT:
+                raise SystemExit(1)
+            return
         self.stderr.write(f"{signal.strsignal(signum)}: stopping after the current task")
         self.running = False
         self.worker.running = False
