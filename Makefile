@@ -81,9 +81,9 @@ demo: install compile-messages
 	mkdir -p "$$TONGBAN_DATA_DIR"
 	$(TONGBAN) seed-demo | tee "$$TONGBAN_DATA_DIR/demo-logins.txt"
 	# The task worker (queued tasks and the schedule) runs beside the server and stops with
-	# it: SIGTERM lets it finish the task it is running.
+	# it: SIGTERM (or the Ctrl-C it shares with the server) lets it finish its current task.
 	$(TONGBAN) worker & worker=$$!
-	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT
+	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker || true' EXIT
 	echo
 	echo "==> the demo logins are above (and in $$TONGBAN_DATA_DIR/demo-logins.txt)"
 	echo "==> serving http://$(HOST):$(PORT)/ — Ctrl-C stops"

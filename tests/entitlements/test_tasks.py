@@ -7,6 +7,9 @@ itself, or `tongban worker --once`), so nothing runs behind a test's back."""
 
 import datetime as dt
 import io
+import os
+import signal
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -229,3 +232,30 @@ def test_the_worker_queues_and_runs_the_schedule_once(population: dict) -> None:
 def test_the_worker_needs_the_database_backend() -> None:
     with pytest.raises(CommandError, match="database backend"):
         work()
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(TONGBAN_SCHEDULE={})
+def test_sigterm_lets_the_running_task_finish_and_stops_the_worker(
+    population: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run_then_told_to_stop(**kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the task is running
+        return entitlements_run(**kwargs)
+
+    monkeypatch.setattr("tongban.entitlements.tasks.entitlements_run", run_then_told_to_stop)
+    first = entitlements_run_task.enqueue(rule="elder_allowance")
+    second = entitlements_run_task.enqueue(rule="elder_allowance")
+    before = signal.getsignal(signal.SIGTERM)
+    err = io.StringIO()
+
+    call_command("worker", stdout=io.StringIO(), stderr=err)  # without --once: the signal stops it
+
+    assert "Terminated: stopping after the current task" in err.getvalue()
+    statuses = dict(DBTaskResult.objects.values_list("id", "status"))
+    assert {str(k): v for k, v in statuses.items()} == {
+        first.id: "SUCCESSFUL",
+        second.id: "READY",
+    }
+    assert len(held()) == 3
+    assert signal.getsignal(signal.SIGTERM) is before
