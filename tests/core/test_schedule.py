@@ -108,6 +108,7 @@ def test_each_entry_keeps_its_own_times():
         (TASK, "0 25 * * *"),
         (TASK, "daily"),
         ("tongban.entitlements.tasks.no_such_task", "0 2 * * *"),
+        ("tongban.entitlements.services.entitlements_run", "0 2 * * *"),  # not a task
         (TASK,),
     ],
 )

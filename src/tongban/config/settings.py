@@ -203,7 +203,7 @@ CASES_RULES_FILE = os.environ.get("CASES_RULES_FILE", "")
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # Periodic tasks: a name, the task's import path and a cron expression read in TIME_ZONE.
 # Each due time is queued once, however many workers run; a worker that was stopped over a
-# due time queues the latest one it missed when it starts.
+# due time (or finds an entry newly added) queues the latest one it missed when it starts.
 TONGBAN_SCHEDULE = {
     "entitlements-daily": ("tongban.entitlements.tasks.entitlements_run_task", "0 2 * * *"),
 }

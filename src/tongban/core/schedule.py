@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django_tasks.base import Task
 
 from .models import ScheduleSlot
 
@@ -28,8 +29,9 @@ class Periodic:
     cron: str
 
     @property
-    def task(self) -> Any:
-        return import_string(self.task_path)
+    def task(self) -> Task[..., Any]:
+        task: Task[..., Any] = import_string(self.task_path)
+        return task
 
     def due_at(self, now: dt.datetime) -> dt.datetime:
         """The latest due time at or before `now` (cron counts whole minutes)."""
@@ -48,14 +50,16 @@ def schedule_all() -> list[Periodic]:
         try:
             task_path, cron = entry
             CronSim(cron, timezone.localtime())
-            import_string(task_path)
+            task = import_string(task_path)
         except (ValueError, TypeError, CronSimError, ImportError) as error:
             raise ImproperlyConfigured(f"TONGBAN_SCHEDULE[{name!r}]: {error}") from error
+        if not isinstance(task, Task):
+            raise ImproperlyConfigured(f"TONGBAN_SCHEDULE[{name!r}]: {task_path} is not a @task")
         entries.append(Periodic(name=name, task_path=task_path, cron=cron))
     return entries
 
 
-def schedule_of_task(task: Any) -> list[Periodic]:
+def schedule_of_task(task: Task[..., Any]) -> list[Periodic]:
     """The entries that run `task`, for pages that show when it runs next."""
     return [entry for entry in schedule_all() if entry.task is task]
 

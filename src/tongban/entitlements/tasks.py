@@ -21,7 +21,9 @@ SCHEDULER_ACTOR = "system:scheduler"
 
 
 @task()
-def entitlements_run_task(rule: str | None = None, actor: str = SCHEDULER_ACTOR) -> list[dict]:
+def entitlements_run_task(
+    *, rule: str | None = None, actor: str = SCHEDULER_ACTOR
+) -> list[dict[str, Any]]:
     """Run one rule, or every rule in force, each in its own transaction, and return each
     run's counts. A rule that cannot run (say its data is no longer granted) does not keep
     the others from running; the task then fails naming it, so the failure shows."""
