@@ -357,6 +357,25 @@ def test_a_step_claimed_by_a_concurrent_sweep_is_not_sent_again(city, monkeypatc
     assert Notification.objects.count() == 0
 
 
+def test_a_failure_on_one_license_leaves_it_untouched_and_the_others_done(city, monkeypatch):
+    broken, fine = holder(city), holder(city)
+    failing = expiring(city, broken.person, 20)
+    working = expiring(city, fine.person, 21)
+    accounts = expiry.holder_accounts
+
+    def gateway(license):
+        if license.pk == failing.pk:
+            raise RuntimeError("the account service is down")
+        return accounts(license)
+
+    monkeypatch.setattr(expiry, "holder_accounts", gateway)
+    outcome = expiry_sweep(on=TODAY)
+
+    assert (outcome.reminded, outcome.errors) == (1, 1)
+    assert (reminders(failing), reminders(working)) == ([], [(30, TODAY)])
+    assert list(Notification.objects.values_list("user", flat=True)) == [fine.pk]
+
+
 # --- renewal of designated types -----------------------------------------------------------
 
 

@@ -202,14 +202,27 @@ def _license_sweep(
         return
     try:
         with transaction.atomic():
-            _remind(license, step=step, on=on, item=item, renew=renew, outcome=outcome)
-    except IntegrityError:
-        # Another sweep sent this step in the meantime (the unique constraint decides).
-        outcome.already_done += 1
+            sent = _remind(license, step=step, on=on, item=item, renew=renew)
     except Exception:
         # One license's failure (rolled back whole) must not stop the daily sweep.
         logger.exception("expiry sweep of license %s failed", license.pk)
         outcome.errors += 1
+        return
+    if sent is None:
+        outcome.already_done += 1
+        return
+    case, error, recipients = sent
+    outcome.reminded += 1
+    outcome.notifications += recipients
+    outcome.no_account += not recipients
+    if case is not None:
+        outcome.renewals_opened += 1
+        if case.state == Case.State.COMPLETED:
+            outcome.renewals_approved += 1
+        else:
+            outcome.renewals_queued += 1
+    elif error is not None:
+        outcome.renewals_failed += 1
 
 
 def _renewal_item(license: License) -> ServiceItem | None:
@@ -218,16 +231,16 @@ def _renewal_item(license: License) -> ServiceItem | None:
 
 
 def _remind(
-    license: License,
-    *,
-    step: int,
-    on: dt.date,
-    item: ServiceItem | None,
-    renew: bool,
-    outcome: ExpirySweepOutcome,
-) -> None:
-    # The step is claimed first: a concurrent sweep fails here before applying for anything.
-    reminder = ExpiryReminder.objects.create(license=license, days_before=step, sent_on=on)
+    license: License, *, step: int, on: dt.date, item: ServiceItem | None, renew: bool
+) -> tuple[Case | None, str | None, int] | None:
+    """Send one step: (the renewal case opened, the error that kept it from being opened,
+    how many accounts were told), or None when a concurrent sweep sent the step already."""
+    # The step is claimed first: a concurrent sweep stops here before applying for anything.
+    try:
+        with transaction.atomic():
+            reminder = ExpiryReminder.objects.create(license=license, days_before=step, sent_on=on)
+    except IntegrityError:
+        return None
     case, error = None, None
     if renew and item is not None:
         try:
@@ -235,25 +248,14 @@ def _remind(
                 case = renewal_apply(license=license, item=item)
         except TongbanError as exc:
             error = exc.code
-    if case is not None:
-        reminder.renewal_case = case
-        outcome.renewals_opened += 1
-        if case.state == Case.State.COMPLETED:
-            outcome.renewals_approved += 1
-        else:
-            outcome.renewals_queued += 1
-    elif error is not None:
-        outcome.renewals_failed += 1
     text, link = _message(license, item=item, case=case, on=on)
     accounts = holder_accounts(license)
     Notification.objects.bulk_create(
         Notification(user=user, event=EVENT, text=text, link=link) for user in accounts
     )
+    reminder.renewal_case = case
     reminder.recipients = len(accounts)
     reminder.save(update_fields=["renewal_case", "recipients"])
-    outcome.reminded += 1
-    outcome.notifications += len(accounts)
-    outcome.no_account += not accounts
     audit_record(
         action="license.expiry_remind",
         actor=ACTOR,
@@ -269,6 +271,7 @@ def _remind(
         },
     )
     transaction.on_commit(partial(_send, accounts, text))
+    return case, error, len(accounts)
 
 
 def renewal_apply(*, license: License, item: ServiceItem) -> Case:
