@@ -563,6 +563,20 @@ def test_the_dry_run_counts_and_changes_nothing(city, renewal):
         2,
     )
     assert (outcome.notifications, outcome.renewals_approved) == (0, 0)
+    assert outcome.as_dict() == {
+        "on": timezone.localdate().isoformat(),
+        "dry_run": True,
+        "in_window": 2,
+        "reminded": 2,
+        "notifications": 0,
+        "no_account": 0,
+        "already_done": 0,
+        "renewals_opened": 2,
+        "renewals_approved": 0,
+        "renewals_queued": 0,
+        "renewals_failed": 0,
+        "errors": 0,
+    }
     assert (
         AuditEntry.objects.count(),
         User.objects.count(),

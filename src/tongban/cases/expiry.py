@@ -130,7 +130,8 @@ class ExpirySweepOutcome:
     errors: int = 0  # licenses left for the next sweep by an unexpected failure (logged)
 
     def as_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
+        """The counts as JSON can hold them (a task's result, a log line)."""
+        return dict(self.__dict__) | {"on": self.on.isoformat()}
 
 
 def _candidates(on: dt.date) -> list[int]:
