@@ -1,6 +1,6 @@
 import pytest
 
-from tongban.catalog.models import CatalogRevision, Material, ServiceItem
+from tongban.catalog.models import CatalogRevision, LicenseType, Material, ServiceItem
 from tongban.catalog.services import UnknownReference, catalog_load, item_record_revision
 
 from .factories import catalog_document, make_catalog, make_department
@@ -73,3 +73,32 @@ def test_record_revision_without_changes_is_a_no_op():
     item = ServiceItem.objects.get(code="ITEM-SOLE")
     assert item_record_revision(item=item, actor="system") is None
     assert item.version == 1
+
+
+def test_a_license_type_names_its_renewal_item_and_reminder_steps():
+    make_department()
+    doc = catalog_document()
+    doc["license_types"][1] |= {
+        "reminder_days": [60, 10],
+        "renewal_item": "ITEM-SOLE",
+        "auto_renew": True,
+    }
+    catalog_load(data=doc, actor="system")
+    license_type = LicenseType.objects.get(code="LT-BIZ")
+    assert (license_type.reminder_days, license_type.renewal_item.code) == ([60, 10], "ITEM-SOLE")
+    assert license_type.auto_renew is True
+    assert LicenseType.objects.get(code="LT-ID").renewal_item is None
+
+    doc["license_types"][1]["renewal_item"] = None
+    catalog_load(data=doc, actor="system")
+    assert LicenseType.objects.get(code="LT-BIZ").renewal_item is None
+
+
+def test_an_unknown_renewal_item_is_refused():
+    make_department()
+    doc = catalog_document()
+    doc["license_types"][0]["renewal_item"] = "NO-SUCH-ITEM"
+    with pytest.raises(UnknownReference) as exc:
+        catalog_load(data=doc, actor="system")
+    assert "NO-SUCH-ITEM" in str(exc.value.message)
+    assert LicenseType.objects.count() == 0

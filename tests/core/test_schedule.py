@@ -12,6 +12,7 @@ from django.db import connection
 from django.test import override_settings
 from django_tasks_db.models import DBTaskResult
 
+from tongban.cases.tasks import expiry_sweep_task
 from tongban.core.models import ScheduleSlot
 from tongban.core.schedule import (
     Periodic,
@@ -37,11 +38,17 @@ def slots() -> list[tuple[str, dt.datetime]]:
     return [(s.schedule, s.due_at) for s in ScheduleSlot.objects.order_by("due_at", "schedule")]
 
 
-def test_the_shipped_schedule_runs_the_entitlement_rules_daily_at_two():
-    (entry,) = schedule_all()
-    assert entry == Periodic(name="entitlements-daily", task_path=TASK, cron="0 2 * * *")
-    assert entry.task is entitlements_run_task
-    assert schedule_of_task(entitlements_run_task) == [entry]
+def test_the_shipped_schedule_runs_the_entitlement_rules_and_the_expiry_sweep_daily():
+    rules, expiry = schedule_all()
+    assert rules == Periodic(name="entitlements-daily", task_path=TASK, cron="0 2 * * *")
+    assert rules.task is entitlements_run_task
+    assert schedule_of_task(entitlements_run_task) == [rules]
+    assert expiry == Periodic(
+        name="license-expiry-daily",
+        task_path="tongban.cases.tasks.expiry_sweep_task",
+        cron="0 7 * * *",
+    )
+    assert schedule_of_task(expiry_sweep_task) == [expiry]
 
 
 def test_due_and_next_times_in_local_time():

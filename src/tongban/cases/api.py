@@ -558,6 +558,7 @@ def _notification_out(message: Any) -> dict[str, Any]:
         "case_number": message.case.number if message.case else None,
         "event": message.event,
         "text": message.text,
+        "link": message.link,
         "created_at": message.created_at,
         "read_at": message.read_at,
     }

@@ -68,7 +68,6 @@ HOUSEHOLD_MOVE = "11370100004188063L-000706101000-03"  # 户口迁移（迁入�
 NEWBORN_MEDICAL = "11370100MB2854544Q-001125101000-02"  # 新生儿城乡居民医保参保登记
 SCHOOL_ENROLMENT = "11370102004221396G-001105101000-01"  # 义务教育阶段新生入学登记
 NEWBORN_SSCARD = "11370100MB2852434K-001109110000-02"  # 新生儿社会保障卡申领
-PERMIT_ENDORSEMENT = "11370100004188063L-000706102000-02"  # 居住证签注 (秒批)
 RESIDENCE_PROOF = "11370100004188063L-001106104000-01"  # 居住证明开具 (秒批)
 MARRIAGE_RECORD = "11370100004187917P-001107102000-01"  # 婚姻登记记录证明出具 (秒批)
 EMPLOYMENT = "11370100MB2852194Q-001109202000-01"  # 就业登记 (秒批)
@@ -114,7 +113,6 @@ DEMO_CASES = (
     ),
     DemoCase("demo-case-not-accepted", "citizen", NEWBORN_SSCARD, steps=("not_accept",)),
     DemoCase("demo-case-withdrawn", "citizen", BIRTH_REGISTRATION, steps=("withdraw",)),
-    DemoCase("demo-case-instant-permit", "citizen", PERMIT_ENDORSEMENT),
     DemoCase(
         "demo-case-instant-residence",
         "citizen",

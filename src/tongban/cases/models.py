@@ -205,6 +205,16 @@ class Case(Applicant):
     result_license = models.OneToOneField(
         License, on_delete=models.PROTECT, null=True, blank=True, related_name="case"
     )
+    # 换证/延续: the applicant's license this case renews; the license it yields is the
+    # next version of that one (its `predecessor`).
+    renews = models.ForeignKey(
+        License,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="renewal_cases",
+        verbose_name=_("renews"),
+    )
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -312,6 +322,8 @@ class Notification(models.Model):
     )
     event = models.CharField(_("event"), max_length=32)
     text = models.TextField(_("message"))
+    # Where to act on the message (a path of this site), e.g. to renew an expiring license.
+    link = models.CharField(_("link"), max_length=200, blank=True)
     created_at = models.DateTimeField(_("sent at"), auto_now_add=True)
     read_at = models.DateTimeField(_("read at"), null=True, blank=True)
 
@@ -323,3 +335,36 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.event}"
+
+
+class ExpiryReminder(models.Model):
+    """到期提醒: one reminder step sent about one expiring license (e.g. 30 days before),
+    recorded so that no step is sent twice; at the step where the platform applied for the
+    renewal on the holder's behalf, the case it opened."""
+
+    license = models.ForeignKey(License, on_delete=models.PROTECT, related_name="expiry_reminders")
+    days_before = models.PositiveSmallIntegerField(_("days before expiry"))
+    sent_on = models.DateField(_("sent on"))
+    recipients = models.PositiveSmallIntegerField(_("accounts told"), default=0)
+    renewal_case = models.OneToOneField(
+        Case,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="expiry_reminder",
+        verbose_name=_("renewal case"),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["license", "-days_before"]
+        verbose_name = _("expiry reminder")
+        verbose_name_plural = _("expiry reminders")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["license", "days_before"], name="expiry_reminder_step_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.license_id} -{self.days_before}d"

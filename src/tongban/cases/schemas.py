@@ -284,6 +284,7 @@ class NotificationOut(Schema):
     case_number: str | None
     event: str
     text: str
+    link: str = Field(description="Where to act on the message (a path of this site), or empty")
     created_at: dt.datetime
     read_at: dt.datetime | None
 

@@ -532,7 +532,11 @@ def case_decide(
         if surface:
             case.form_data = {**case.form_data, "surface": stated}
         case.result_license = license_issue(
-            license_type=license_type, holder=case.applicant, surface=stated, actor=actor
+            license_type=license_type,
+            holder=case.applicant,
+            surface=stated,
+            actor=actor,
+            predecessor=_renewal_predecessor(case),
         )
     return _transition(
         case,
@@ -891,9 +895,13 @@ def application_submit(
     consent_datasets: Sequence[str] = (),
     idempotency_key: str,
     now: dt.datetime | None = None,
+    renews: License | None = None,
 ) -> Submission:
     """Apply for an item, or for every item of a bundle at once (one case per item, each
     routed to its department), all or none.
+
+    `renews` (换证/延续) names the applicant's license of the item's result type that the
+    application renews: the license it yields is that license's next version.
 
     On someone's behalf (帮办代办): window staff record the authorization they were shown
     in `on_behalf_note`; a citizen needs the person's mandate in force for every item
@@ -911,6 +919,8 @@ def application_submit(
     items = _items_chosen(item, bundle)
     # Locked so that a withdrawal waits for this submission (or this one sees it).
     applicant, mandate = applicant_and_mandate(actor, on_behalf=on_behalf, items=items, lock=True)
+    if renews is not None:
+        _renewal_checked(renews, items=items, applicant=applicant)
     note = _on_behalf_note_checked(
         on_behalf_note, on_behalf=on_behalf is not None and mandate is None
     )
@@ -963,6 +973,10 @@ def application_submit(
             after={"mandate": mandate.pk},
         )
     cases = {c.item.code: c for c in created}
+    if renews is not None:
+        for case in created:
+            case.renews = renews
+            case.save(update_fields=["renews"])
     _uploads_attach(submission, cases, records)
     _consents_grant(requested, consents=consents, fetch=fetch, actor=actor, mandate=mandate)
     for code, case in cases.items():
@@ -970,6 +984,29 @@ def application_submit(
         _materials_fetch(case, fetch[code], reader)
         _rules_apply(case, reader)
     return submission
+
+
+def _renewal_checked(
+    license: License, *, items: list[ServiceItem], applicant: Person | Organization
+) -> None:
+    """A renewal renews the applicant's own license, of the type the one item yields."""
+    holder = license.holder_person or license.holder_organization
+    if (
+        len(items) != 1
+        or items[0].result_license_type_id != license.license_type_id
+        or holder != applicant
+    ):
+        raise CaseInputInvalid(
+            _("This service does not renew this license."), code="renewal_mismatch"
+        )
+
+
+def _renewal_predecessor(case: Case) -> License | None:
+    """The license a renewal case's result replaces, unless another version replaced it."""
+    renewed = case.renews
+    if renewed is None or License.objects.filter(predecessor=renewed).exists():
+        return None
+    return renewed
 
 
 def _uploads_attach(
@@ -1122,7 +1159,11 @@ def _instant_approve(
             )
         surface = result_surface(rule, case=case, reader=reader, on=on)
         license = license_issue(
-            license_type=license_type, holder=case.applicant, surface=surface, actor=grant.user
+            license_type=license_type,
+            holder=case.applicant,
+            surface=surface,
+            actor=grant.user,
+            predecessor=_renewal_predecessor(case),
         )
     events: list[CaseEvent] = []
     _transition(case, "accept", actor=actor, notify=False, pending=events)

@@ -7,6 +7,7 @@ from . import views
 app_name = "cases"
 urlpatterns = [
     path("", views.my_cases, name="my"),
+    path("messages/", views.my_messages, name="messages"),
     path("apply/bundle/<slug:code>/", views.apply_bundle, name="apply_bundle"),
     path("apply/<str:code>/", views.apply_item, name="apply"),
     path("submissions/<int:pk>/", views.submission_detail, name="submission"),

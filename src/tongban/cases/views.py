@@ -40,7 +40,7 @@ from tongban.licensing.models import License
 from tongban.people.decorators import staff_required
 from tongban.people.models import Person, User
 
-from . import mandates, selectors, services, uploads
+from . import mandates, notifications, selectors, services, uploads
 from .errors import MandateNotFound, UploadNotFound, WindowSessionExpired
 from .forms import (
     AgentServiceForm,
@@ -555,6 +555,25 @@ def my_cases(request: HttpRequest) -> HttpResponse:
     )
     page = _with_due(_page(request, cases))
     return _full_or_partial(request, "cases/my.html", "cases/_my_list.html", {"page": page})
+
+
+@applicant_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def my_messages(request: HttpRequest) -> HttpResponse:
+    """站内消息: the user's messages, newest first, each with where to act on it (e.g. to
+    renew an expiring license); POST marks them all read."""
+    user = _user(request)
+    if request.method == "POST":
+        notifications.notifications_read_all(actor=user)
+        return redirect("cases:messages")
+    page = _page(request, selectors.notifications_for_user(user))
+    return _full_or_partial(
+        request,
+        "cases/messages.html",
+        "cases/_messages_list.html",
+        {"page": page, "unread": selectors.notifications_unread_count(user)},
+    )
 
 
 @applicant_required

@@ -117,10 +117,11 @@ class AuditedAdmin(NoDeleteAdmin):
 
 @admin.register(LicenseType)
 class LicenseTypeAdmin(AuditedAdmin):
-    list_display = ["name", "code", "kind", "holder_kind", "validity_years"]
-    list_filter = ["kind", "holder_kind"]
+    list_display = ["name", "code", "kind", "holder_kind", "validity_years", "renewal_item"]
+    list_filter = ["kind", "holder_kind", "auto_renew"]
     search_fields = ["name", "name_en", "code"]
     filter_horizontal = ["issuing_departments"]
+    autocomplete_fields = ["renewal_item"]
 
 
 @admin.register(LifeEvent)

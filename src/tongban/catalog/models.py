@@ -102,6 +102,33 @@ class LicenseType(Translated):
         blank=True,
         help_text=_("Surface fields a holder may disclose one by one"),
     )
+    # 到期提醒: the largest step is the reminder window of the type.
+    reminder_days = models.JSONField(
+        _("expiry reminders (days before)"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Days before expiry on which holders are reminded, e.g. [90, 30, 7]; empty means "
+            "the platform default."
+        ),
+    )
+    renewal_item = models.ForeignKey(
+        "ServiceItem",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="renewed_license_types",
+        verbose_name=_("renewal service"),
+        help_text=_("The service (换证/延续) that renews a license of this type."),
+    )
+    auto_renew = models.BooleanField(
+        _("renew on the holder's behalf"),
+        default=False,
+        help_text=_(
+            "Designated types: at the first reminder the platform applies for the renewal "
+            "service for the holder; where its instant-approval rules pass, it is renewed at once."
+        ),
+    )
 
     class Meta:
         ordering = ["code"]

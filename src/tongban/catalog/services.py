@@ -67,6 +67,8 @@ LICENSE_TYPE_FIELDS = [
     "qr_fields",
     "digest_fields",
     "disclosable_fields",
+    "reminder_days",
+    "auto_renew",
 ]
 BUNDLE_FIELDS = [
     "name",
@@ -270,6 +272,16 @@ def catalog_load(*, data: dict[str, Any], actor: Any) -> LoadReport:
             )
         if item_record_revision(item=item, actor=actor) is not None:
             report.count("created" if created else "revised", "item")
+    # Items name license types and a type names its renewal item: set once both exist.
+    for row in data.get("license_types", []):
+        if "renewal_item" in row:
+            LicenseType.objects.filter(code=row["code"]).update(
+                renewal_item=(
+                    _lookup(ServiceItem, row["renewal_item"], "item")
+                    if row["renewal_item"]
+                    else None
+                )
+            )
     for row in data.get("bundles", []):
         bundle, created = Bundle.objects.update_or_create(
             code=row["code"],

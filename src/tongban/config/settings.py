@@ -195,6 +195,11 @@ UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(10 * 1024 * 1024))
 NOTIFICATION_BACKEND = os.environ.get(
     "NOTIFICATION_BACKEND", "tongban.cases.notifications.ConsoleBackend"
 )
+# 到期提醒: days before a license expires on which its holder is reminded, for license types
+# that set no steps of their own; the largest step is the reminder window.
+TONGBAN_EXPIRY_REMINDER_DAYS = tuple(
+    int(days) for days in os.environ.get("TONGBAN_EXPIRY_REMINDER_DAYS", "90,30,7").split(",")
+)
 # Instant-approval rules (秒批): a YAML rule book; empty means the one shipped with the cases app.
 CASES_RULES_FILE = os.environ.get("CASES_RULES_FILE", "")
 
@@ -206,6 +211,8 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # due time (or finds an entry newly added) queues the latest one it missed when it starts.
 TONGBAN_SCHEDULE = {
     "entitlements-daily": ("tongban.entitlements.tasks.entitlements_run_task", "0 2 * * *"),
+    # In the morning, so that reminders arrive in the day.
+    "license-expiry-daily": ("tongban.cases.tasks.expiry_sweep_task", "0 7 * * *"),
 }
 
 LOGGING = {

@@ -15,11 +15,13 @@ from typing import Any
 import yaml
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.utils import timezone
 from faker import Faker
 from stdnum.cn import ric, uscc
 
 from tongban.audit.services import checkpoint_create
 from tongban.cases.demo import cases_demo_seed
+from tongban.cases.expiry import expiry_sweep
 from tongban.cases.models import Mandate
 from tongban.catalog.models import LicenseType
 from tongban.catalog.services import catalog_load
@@ -183,9 +185,20 @@ def seed_demo_city(
         )
     )
     report.created["elder account"] = _seed_elder_account()
+    report.created.update(_seed_expiry())
     report.created.update(entitlements_demo_seed(actor=ACTOR))
     checkpoint_create()
     return report
+
+
+def _seed_expiry() -> dict[str, int]:
+    """Today's expiry sweep (到期提醒): the demo licenses issued to expire soon get their
+    reminders, and the demo citizen's residence permit is renewed by its rules at once."""
+    outcome = expiry_sweep()
+    return {
+        "expiry reminders": outcome.reminded,
+        "automatic renewals": outcome.renewals_approved,
+    }
 
 
 def _seed_elder_account() -> int:
@@ -402,6 +415,22 @@ HOLDER_MIN_AGE = {
 }
 
 
+# Licenses of the demo citizen and organization that expire soon, in days from the day of
+# seeding, so that the expiry sweep (到期提醒) has something to remind them of and renew.
+EXPIRING_SOON = {"LT-RESIDENCE-PERMIT": 20, "LT-DRIVER-LICENSE": 45, "LT-FOOD-LICENSE": 60}
+
+
+def _expiring_start(license_type: LicenseType, days_left: int) -> dt.date | None:
+    """The start of validity that makes a license of the type expire in `days_left` days."""
+    years = license_type.validity_years
+    if not years:
+        return None
+    end = timezone.localdate() + dt.timedelta(days=days_left)
+    if (end.month, end.day) == (2, 29):
+        end -= dt.timedelta(days=1)
+    return end.replace(year=end.year - years)
+
+
 def _may_hold(holder: Person | Organization, type_code: str) -> bool:
     if not isinstance(holder, Person):
         return True
@@ -425,6 +454,7 @@ def _seed_licenses(rows: list[dict[str, Any]]) -> int:
     agent = User.objects.filter(username="agent").select_related("organization").first()
     if agent and agent.organization:
         holders.append((agent.organization, org_rows))
+    demo_holders = {holder for holder, _rows in holders}
     for person in Person.objects.order_by("resident_id")[:LICENSED_RESIDENTS]:
         holders.append((person, rng.sample(person_rows, k=min(2, len(person_rows)))))
     for organization in Organization.objects.order_by("credit_code")[: LICENSED_RESIDENTS // 3]:
@@ -447,12 +477,16 @@ def _seed_licenses(rows: list[dict[str, Any]]) -> int:
             department = license_type.issuing_departments.order_by("code").first()
             if department is None:
                 continue
+            days_left = EXPIRING_SOON.get(row["code"]) if holder in demo_holders else None
             with transaction.atomic():
                 license_issue(
                     license_type=license_type,
                     holder=holder,
                     surface=_surface(row, holder, rng),
                     actor=_department_issuer(department),
+                    valid_from=(
+                        _expiring_start(license_type, days_left) if days_left is not None else None
+                    ),
                 )
             created += 1
     return created

@@ -1,0 +1,52 @@
+"""`tongban licenses expiry [--dry-run] [--on DATE]`: remind the holders of expiring licenses
+and renew designated types (到期提醒与自动续证), with progress on stderr and the counts.
+
+It lives in the cases app, not beside `tongban license`, because reminders are messages
+and renewals are applications: the licensing app does not know about either."""
+
+import datetime as dt
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from tongban.cases.expiry import expiry_sweep
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+class Command(BaseCommand):
+    help = "Remind holders of expiring licenses and renew designated types (到期提醒)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        commands = parser.add_subparsers(dest="command", required=True)
+        expiry = commands.add_parser(
+            "expiry", help="send the reminder steps due and open the renewals due"
+        )
+        expiry.add_argument(
+            "--dry-run", action="store_true", help="count what is due, write nothing"
+        )
+        expiry.add_argument("--on", help="the day to sweep as (YYYY-MM-DD), default today")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        def progress(what: str, done: int, total: int) -> None:
+            width = 30
+            filled = width * done // total if total else width
+            bar = "█" * filled + "·" * (width - filled)
+            self.stderr.write(
+                f"\r{what:<20} {bar} {done}/{total}", ending="\n" if done == total else ""
+            )
+
+        on = _date(options["on"]) if options["on"] else None
+        outcome = expiry_sweep(on=on, dry_run=options["dry_run"], progress=progress)
+        label = "dry run" if outcome.dry_run else "run"
+        counts = ", ".join(
+            f"{n} {what.replace('_', ' ')}"
+            for what, n in outcome.as_dict().items()
+            if what not in ("on", "dry_run")
+        )
+        self.stdout.write(f"expiry {label} on {outcome.on.isoformat()}: {counts}")
