@@ -28,8 +28,8 @@ from tongban.audit.models import AuditEntry
 from tongban.cases import expiry, services
 from tongban.cases.expiry import expiry_marker, expiry_sweep, reminder_steps, step_due
 from tongban.cases.models import Case, ExpiryReminder, Notification
-from tongban.cases.tasks import expiry_sweep_task
 from tongban.cases.selectors import cases_for_staff
+from tongban.cases.tasks import expiry_sweep_task
 from tongban.catalog.models import LicenseType
 from tongban.exchange.proofs import automated_grant_ensure
 from tongban.licensing.models import License
