@@ -110,6 +110,14 @@ def verifications_sweep(
             rule_code=found.code, period=period
         )
     }
+    # A request of an earlier period still open (asked near its end) is carried over: it
+    # is answered, or runs out, before the holder is asked again.
+    carried = {
+        v.person_id: v
+        for v in Verification.objects.select_for_update()
+        .filter(rule_code=found.code, status=Status.ASKED)
+        .exclude(period=period)
+    }
     # Only holders without a verification this period, or still asked, need looking at.
     open_ = [
         s for s, pk in holders.items() if pk not in existing or existing[pk].status == Status.ASKED
@@ -123,18 +131,25 @@ def verifications_sweep(
     changed: list[Verification] = []
     asked: list[int] = []
     overdue: list[int] = []
+
+    def signalled(row: Verification, subject: str) -> Verification:
+        row.status, row.method = Status.VERIFIED, Verification.Method.SIGNAL
+        row.signal_dataset, row.signal_date = verified[subject]
+        row.checked_on, row.updated_at = on, now
+        return row
+
     for subject in open_:
         pk = holders[subject]
         current = existing.get(pk)
+        waiting = current or carried.get(pk)
         if subject in verified:
-            dataset, day = verified[subject]
-            row = current or Verification(person_id=pk, rule_code=found.code, period=period)
-            row.status, row.method = Status.VERIFIED, Verification.Method.SIGNAL
-            row.signal_dataset, row.signal_date = dataset, day
-            row.checked_on, row.updated_at = on, now
-            (changed if current else new).append(row)
+            if waiting is not None:
+                changed.append(signalled(waiting, subject))
+            if current is None:
+                row = Verification(person_id=pk, rule_code=found.code, period=period)
+                new.append(signalled(row, subject))
             counts["verified"] += 1
-        elif current is None:
+        elif waiting is None:
             new.append(
                 Verification(
                     person_id=pk,
@@ -149,9 +164,9 @@ def verifications_sweep(
             )
             asked.append(pk)
             counts["asked"] += 1
-        elif current.deadline is not None and on > current.deadline:
-            current.status, current.checked_on, current.updated_at = Status.OVERDUE, on, now
-            changed.append(current)
+        elif waiting.deadline is not None and on > waiting.deadline:
+            waiting.status, waiting.checked_on, waiting.updated_at = Status.OVERDUE, on, now
+            changed.append(waiting)
             overdue.append(pk)
             counts["overdue"] += 1
         else:
