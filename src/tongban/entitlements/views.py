@@ -83,11 +83,16 @@ def my_entitlements(request: HttpRequest) -> HttpResponse:
         (principal, [_explained(e) for e in held])
         for principal, held in selectors.entitlements_of_principals(person)
     ]
+    children = [
+        (child, [_explained(e) for e in held])
+        for child, held in selectors.entitlements_of_children(user)
+    ]
     pending = verification.verifications_pending(person)
     pending += verification.verifications_pending_of_principals(person)
     context = {
         "entitlements": own,
         "principals": principals,
+        "children": children,
         "pending": [
             {"verification": v, "name": _rule_name(v.rule_code), "own": v.person_id == person.pk}
             for v in pending
