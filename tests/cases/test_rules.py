@@ -443,3 +443,61 @@ def test_an_instant_approval_keeps_to_its_statement_budget(
     assert case.state == State.COMPLETED
     assert case.result_license is not None
     assert sum("audit_auditentry" in q["sql"] and "INSERT" in q["sql"] for q in queries) == 8
+
+
+def test_an_age_limit_and_a_recent_record_are_judged_and_explained():
+    (rule,) = rules.rules_parse(
+        rule_book(
+            "LT-X",
+            conditions=[
+                {
+                    "id": "young",
+                    "kind": "age_below",
+                    "years": 3,
+                    "description": "不满3周岁",
+                    "legal_reference": "依据一",
+                },
+                {
+                    "id": "recent",
+                    "kind": "row_recent",
+                    "dataset": "medical_settlement",
+                    "field": "settled_on",
+                    "within_days": [{"from": "2024-01-01", "value": 90}],
+                    "description": "近期就医",
+                    "legal_reference": "依据二",
+                },
+            ],
+        )
+    )
+    assert [c.fields for c in rule.conditions] == [{"birth_date"}, {"settled_on"}]
+    facts = rules._Facts(
+        licenses={},
+        types={},
+        rows={
+            "population": [{"birth_date": "2024-05-10"}],
+            "medical_settlement": [{"settled_on": "2026-09-02"}, {"settled_on": "2027-01-01"}],
+        },
+        reads={"population": {}, "medical_settlement": {}},
+        failures={},
+    )
+
+    def judged(on: dt.date) -> list[tuple[bool, str, str]]:
+        with translation.override("en"):
+            return [
+                (v["passed"], v["reason"], rules.condition_explanation(v))
+                for v in (rules._judge(c, facts, on) for c in rule.conditions)
+            ]
+
+    # a record after the day judged is not known on it
+    assert judged(dt.date(2026, 12, 1)) == [
+        (True, "met", "Aged 2; under 3 required."),
+        (True, "met", "Last recorded on 2026-09-02, within the 90 days required."),
+    ]
+    assert judged(dt.date(2027, 5, 10)) == [
+        (False, "above_maximum", "Aged 3; under 3 required."),
+        (
+            False,
+            "not_recent",
+            "Last recorded on 2027-01-01; a record within the last 90 days is required.",
+        ),
+    ]

@@ -39,10 +39,15 @@ def slots() -> list[tuple[str, dt.datetime]]:
 
 
 def test_the_shipped_schedule_runs_the_entitlement_rules_and_the_expiry_sweep_daily():
-    rules, expiry = schedule_all()
+    rules, verifications, expiry = schedule_all()
     assert rules == Periodic(name="entitlements-daily", task_path=TASK, cron="0 2 * * *")
     assert rules.task is entitlements_run_task
     assert schedule_of_task(entitlements_run_task) == [rules]
+    assert verifications == Periodic(
+        name="verifications-daily",
+        task_path="tongban.entitlements.tasks.verifications_sweep_task",
+        cron="0 3 * * *",
+    )
     assert expiry == Periodic(
         name="license-expiry-daily",
         task_path="tongban.cases.tasks.expiry_sweep_task",

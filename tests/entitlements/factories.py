@@ -61,3 +61,50 @@ def population_set(person: Person, **data: Any) -> None:
     record = Record.objects.get(dataset__code="population", subject=person.resident_id)
     record.data = record.data | data
     record.save()
+
+
+SIGNAL_FIELDS = {
+    "medical_settlement": "settled_on",
+    "transit_ride": "ride_on",
+    "social_security_card_use": "used_on",
+}
+
+
+def social_insurance_with_grants() -> Department:
+    """The pension department (provider of the social insurance data and of the card use
+    records), with its grants over the population register and the other activity data."""
+    datasets = load_datasets("population", "social_insurance", *SIGNAL_FIELDS)
+    department = Department.objects.get(code="social_insurance")
+    make_grant(consumer=department, dataset=datasets["population"], fields=["alive"], days=365)
+    for code in ("medical_settlement", "transit_ride"):
+        make_grant(consumer=department, dataset=datasets[code], fields=[SIGNAL_FIELDS[code]])
+    return department
+
+
+def retiree(*, account: bool = False, alive: bool = True, **activity: list[dt.date]) -> Person:
+    """A person receiving a pension, with their activity (dates per signal dataset)."""
+    person = make_person(birth=dt.date(1950, 3, 1))
+    put_rows(
+        Dataset.objects.get(code="population"),
+        {"resident_id": person.resident_id, "birth_date": "1950-03-01", "alive": alive},
+    )
+    put_rows(
+        Dataset.objects.get(code="social_insurance"),
+        {
+            "resident_id": person.resident_id,
+            "insurance_type": "企业职工基本养老保险",
+            "status": "退休待遇领取",
+        },
+    )
+    for code, days in activity.items():
+        add_activity(person, code, *days)
+    if account:
+        make_user(role=User.Role.CITIZEN, person=person)
+    return person
+
+
+def add_activity(person: Person, code: str, *days: dt.date) -> None:
+    put_rows(
+        Dataset.objects.get(code=code),
+        *({"resident_id": person.resident_id, SIGNAL_FIELDS[code]: d.isoformat()} for d in days),
+    )

@@ -4,17 +4,18 @@ lost eligibility sent to review, dry runs, the grant check, and who may decline.
 import datetime as dt
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
+from tests.exchange.factories import load_datasets, make_grant, put_rows
 from tests.people.factories import make_user
 from tongban.audit.models import AuditEntry
 from tongban.cases.models import Notification
 from tongban.entitlements.errors import DataNotGranted, EntitlementNotFound, RuleNotFound
 from tongban.entitlements.models import Entitlement, EntitlementRun
 from tongban.entitlements.services import entitlement_decline, entitlements_run
-from tongban.people.models import User
+from tongban.people.models import Department, User
 
-from .factories import ON, civil_affairs_with_grant, population_set, resident
+from .factories import FIELDS, ON, civil_affairs_with_grant, population_set, resident
 
 pytestmark = pytest.mark.django_db
 RULE = "elder_allowance"
@@ -164,5 +165,66 @@ def test_command_runs_and_prints_counts(town: dict, capsys: pytest.CaptureFixtur
     assert "elder_allowance@2024-01-01 dry run:" in out.out
     assert "5 persons" in out.out
     assert not Entitlement.objects.exists()
-    call_command("entitlements", "run")
+    call_command("entitlements", "run", RULE)
     assert Entitlement.objects.count() == 2
+    with pytest.raises(CommandError, match="entitlement_data_not_granted"):
+        call_command("entitlements", "run")  # every rule: the others' data is not granted
+
+
+def test_a_child_holds_the_childcare_subsidy_and_the_parents_are_told() -> None:
+    datasets = load_datasets("population", "birth_medical")
+    health = Department.objects.get(code="health")  # provides the birth certificates
+    make_grant(consumer=health, dataset=datasets["population"], fields=FIELDS, days=365)
+    mother = resident(born=dt.date(1992, 4, 1), account=True)
+    baby = resident(born=dt.date(2025, 2, 1))
+    older = resident(born=dt.date(2022, 1, 1))  # three by 2026-03-01
+    for child in (baby, older):
+        put_rows(
+            datasets["birth_medical"],
+            {
+                "resident_id": child.resident_id,
+                "birth_date": child.birth_date.isoformat(),
+                "mother_resident_id": mother.resident_id,
+            },
+        )
+
+    (outcome,) = entitlements_run(rule="childcare_subsidy", actor="test", on=ON)
+
+    held = Entitlement.objects.get(rule_code="childcare_subsidy")
+    assert held.person == baby and str(held.amount) == "300.00"
+    assert outcome.run.eligible == 1 and outcome.run.persons == 3
+    notice = Notification.objects.get(event="entitlement_grant")
+    assert notice.user.person == mother
+    assert baby.name in notice.text and "育儿补贴" in notice.text and "300.00" in notice.text
+    audited = AuditEntry.objects.get(action="entitlement.run").after or {}
+    assert audited["fields"]["birth_medical"] == ["father_resident_id", "mother_resident_id"]
+
+
+def test_the_renewal_of_minimum_living_reads_the_departments_own_data() -> None:
+    civil_affairs = civil_affairs_with_grant()
+    datasets = load_datasets("minimum_living", "tax")
+    assert datasets["minimum_living"].provider == civil_affairs  # read without a grant
+    make_grant(consumer=civil_affairs, dataset=datasets["tax"], fields=["tax_type"], days=365)
+    receiving = resident(born=dt.date(1970, 1, 1), account=True)
+    earning = resident(born=dt.date(1975, 1, 1))
+    stopped = resident(born=dt.date(1980, 1, 1))
+    for person, status in ((receiving, "正常保障"), (earning, "正常保障"), (stopped, "停止保障")):
+        put_rows(datasets["minimum_living"], {"resident_id": person.resident_id, "status": status})
+    put_rows(
+        datasets["tax"],
+        {"taxpayer_code": earning.resident_id, "tax_type": "个人所得税", "amount": "120.00"},
+    )
+
+    entitlements_run(rule="minimum_living_renewal", actor="test", on=ON)
+
+    held = Entitlement.objects.get(rule_code="minimum_living_renewal")
+    assert held.person == receiving and str(held.amount) == "1090.00"
+    notice = Notification.objects.get(event="entitlement_grant")
+    assert notice.user.person == receiving and "1090" not in notice.text  # not what is paid
+
+
+def test_the_tax_grant_is_still_needed_for_the_renewal() -> None:
+    civil_affairs_with_grant()
+    load_datasets("minimum_living", "tax")
+    with pytest.raises(DataNotGranted):
+        entitlements_run(rule="minimum_living_renewal", actor="test", on=ON)

@@ -21,14 +21,19 @@ from tests.exchange.factories import load_datasets
 from tests.people.factories import login_verified, make_department, make_user
 from tongban.audit.models import AuditEntry
 from tongban.core.models import ScheduleSlot
+from tongban.entitlements import tasks
 from tongban.entitlements.errors import DataNotGranted
-from tongban.entitlements.models import Entitlement, EntitlementRun
+from tongban.entitlements.models import Entitlement, EntitlementRun, Verification
 from tongban.entitlements.rulebook import entitlement_rule_in_force
 from tongban.entitlements.services import entitlements_run
-from tongban.entitlements.tasks import SCHEDULER_ACTOR, entitlements_run_task
+from tongban.entitlements.tasks import (
+    SCHEDULER_ACTOR,
+    entitlements_run_task,
+    verifications_sweep_task,
+)
 from tongban.people.models import Department, User
 
-from .factories import civil_affairs_with_grant, resident
+from .factories import civil_affairs_with_grant, resident, retiree, social_insurance_with_grants
 
 pytestmark = pytest.mark.django_db
 TASK = "tongban.entitlements.tasks.entitlements_run_task"
@@ -59,7 +64,7 @@ def officer() -> User:
 def test_the_task_grants_what_a_direct_run_grants(population: dict) -> None:
     (preview,) = entitlements_run(rule="elder_allowance", actor="test", dry_run=True)
 
-    (done,) = entitlements_run_task.call()
+    (done,) = entitlements_run_task.call(rule="elder_allowance")
 
     run = EntitlementRun.objects.get(dry_run=False)
     assert sorted(preview.newly_eligible) == sorted(population["elders"])
@@ -72,7 +77,7 @@ def test_the_task_grants_what_a_direct_run_grants(population: dict) -> None:
 
 
 def test_a_second_run_grants_nothing(population: dict) -> None:
-    entitlements_run_task.call()
+    entitlements_run_task.call(rule="elder_allowance")
     before = held()
 
     (again,) = entitlements_run_task.call(rule="elder_allowance", actor="user:1:someone")
@@ -87,10 +92,26 @@ def test_a_rule_that_cannot_run_fails_the_task_and_grants_nothing() -> None:
     make_department(code="civil_affairs", name="演示市民政局")
     resident(born=dt.date(1930, 1, 1))
     with pytest.raises(ExceptionGroup) as failed:
-        entitlements_run_task.call()
+        entitlements_run_task.call(rule="elder_allowance")
     (error,) = failed.value.exceptions
     assert isinstance(error, DataNotGranted) and error.__notes__ == ["rule elder_allowance"]
     assert not Entitlement.objects.exists() and not EntitlementRun.objects.exists()
+
+
+def test_the_rules_that_can_run_run_when_others_cannot(population: dict) -> None:
+    # Only civil affairs holds its grant: the other departments' rules fail, named.
+    with pytest.raises(ExceptionGroup) as failed:
+        entitlements_run_task.call()
+
+    assert sorted(e.__notes__[0] for e in failed.value.exceptions) == [
+        "rule childcare_subsidy",
+        "rule minimum_living_renewal",
+        "rule pension_continuation",
+    ]
+    assert all(isinstance(e, DataNotGranted) for e in failed.value.exceptions)
+    assert held() == {
+        (p, "elder_allowance", "granted", amount_today()) for p in population["elders"]
+    }
 
 
 RULES = "/entitlements/rules/"
@@ -151,7 +172,7 @@ def test_run_now_wants_post_a_rule_in_force_and_the_csrf_token(
 
 
 def test_the_rule_page_shows_the_schedule_and_the_recent_runs(client: Client, population: dict):
-    entitlements_run_task.call()
+    entitlements_run_task.call(rule="elder_allowance")
     entitlements_run(rule="elder_allowance", actor="test", dry_run=True)
     login_verified(client, officer())
 
@@ -164,7 +185,7 @@ def test_the_rule_page_shows_the_schedule_and_the_recent_runs(client: Client, po
     text = page.content.decode()
     assert "runs on the schedule <code>0 2 * * *</code>" in text
     assert f"Next run: {item['next_at']:%Y-%m-%d} 02:00." in text
-    (row,) = page.context["rules"]
+    row = next(r for r in page.context["rules"] if r["rule"].code == "elder_allowance")
     assert [(r.dry_run, r.actor, r.granted) for r in row["runs"]] == [
         (True, "test", 0),
         (False, SCHEDULER_ACTOR, 3),
@@ -174,7 +195,7 @@ def test_the_rule_page_shows_the_schedule_and_the_recent_runs(client: Client, po
 
 
 def test_other_staff_see_the_runs_without_the_buttons(client: Client, population: dict):
-    entitlements_run_task.call()
+    entitlements_run_task.call(rule="elder_allowance")
     login_verified(client, make_user(role="staff"))
     page = client.get(RULES)
     assert page.status_code == 200 and len(page.context["rules"][0]["runs"]) == 1
@@ -209,7 +230,11 @@ def test_the_worker_performs_a_queued_run(population: dict) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_worker_queues_and_runs_the_schedule_once(population: dict) -> None:
+@override_settings(TONGBAN_SCHEDULE={"entitlements-daily": (TASK, "0 2 * * *")})
+def test_the_worker_queues_and_runs_the_schedule_once(population: dict, monkeypatch) -> None:
+    # The rule book holds 高龄津贴 alone, the one rule whose data the population grants.
+    elder = entitlement_rule_in_force("elder_allowance", on=timezone.localdate())
+    monkeypatch.setattr(tasks, "entitlement_rules_all", lambda: (elder,))
     first = work()
 
     assert "queued entitlements-daily " in first
@@ -259,3 +284,33 @@ def test_sigterm_lets_the_running_task_finish_and_stops_the_worker(
     }
     assert len(held()) == 3
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_the_daily_verification_task_sweeps_the_pension_today() -> None:
+    social_insurance_with_grants()
+    today = timezone.localdate()
+    active = retiree(account=True, medical_settlement=[today - dt.timedelta(days=2)])
+    quiet = retiree(account=True)
+    entitlements_run(rule="pension_continuation", actor="test", on=today)
+
+    (first,) = verifications_sweep_task.call()
+    (again,) = verifications_sweep_task.call()
+
+    assert first == {
+        "rule": "pension_continuation",
+        "period": str(today.year),
+        "holders": 2,
+        "verified": 1,
+        "asked": 1,
+        "overdue": 0,
+        "waiting": 0,
+        "done_before": 0,
+    }
+    assert (again["verified"], again["asked"], again["waiting"], again["done_before"]) == (
+        0,
+        0,
+        1,
+        1,
+    )
+    statuses = dict(Verification.objects.values_list("person_id", "status"))
+    assert statuses == {active.pk: "verified", quiet.pk: "asked"}

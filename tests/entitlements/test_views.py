@@ -4,9 +4,11 @@ confirmation, another's grant unknown, and the granting department's dry-run pre
 import datetime as dt
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.utils import translation
 
+from tests.exchange.factories import load_datasets, make_grant, put_rows
 from tests.people.factories import login_verified, make_user
 from tongban.audit.models import AuditEntry
 from tongban.cases.mandates import mandate_grant
@@ -16,7 +18,7 @@ from tongban.entitlements.models import Entitlement, EntitlementRun
 from tongban.entitlements.services import entitlement_review_decide, entitlements_run
 from tongban.people.models import Department, User
 
-from .factories import ON, civil_affairs_with_grant, population_set, resident
+from .factories import FIELDS, ON, civil_affairs_with_grant, population_set, resident
 
 pytestmark = pytest.mark.django_db
 
@@ -175,3 +177,29 @@ def test_other_departments_see_no_review(client: Client, in_review: Entitlement)
         )
     in_review.refresh_from_db()
     assert in_review.status == "review"
+
+
+def test_a_parent_sees_their_childs_childcare_subsidy(client: Client) -> None:
+    datasets = load_datasets("population", "birth_medical")
+    health = Department.objects.get(code="health")
+    make_grant(consumer=health, dataset=datasets["population"], fields=FIELDS, days=365)
+    father = resident(born=dt.date(1990, 4, 1), account=True)
+    stranger = resident(born=dt.date(1991, 4, 1), account=True)
+    baby = resident(born=dt.date(2025, 2, 1))
+    put_rows(
+        datasets["birth_medical"],
+        {"resident_id": baby.resident_id, "father_resident_id": father.resident_id},
+    )
+    entitlements_run(rule="childcare_subsidy", actor="test", on=ON)
+
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    client.force_login(User.objects.get(person=father))
+    text = client.get("/entitlements/").content.decode()
+    assert "Benefits of your children" in text and "育儿补贴" in text and baby.name in text
+    grant = Entitlement.objects.get(person=baby)
+    assert f"/entitlements/{grant.pk}/decline/" not in text
+    read = AuditEntry.objects.get(action="entitlement.guardian_read")
+    assert read.subject_id == baby.resident_id
+
+    client.force_login(User.objects.get(person=stranger))
+    assert "育儿补贴" not in client.get("/entitlements/").content.decode()

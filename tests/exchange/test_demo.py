@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from tongban.audit.selectors import verify_log
 from tongban.cases.demo import DEMO_GRANTS as CASES_DEMO_GRANTS
+from tongban.entitlements.demo import DEMO_GRANTS as ENTITLEMENTS_DEMO_GRANTS
 from tongban.exchange import services
 from tongban.exchange.demo import DEMO_GRANTS
 from tongban.exchange.models import AccessGrant, Dataset, ImportRun, Record
@@ -30,9 +31,9 @@ def test_the_demo_city_shares_consistent_data_and_a_rerun_imports_nothing():
     report = seed_demo_city(residents=60, organizations=10)
 
     # Then every base database has rows, all imported without a rejection
-    assert report.created["datasets"] == Dataset.objects.count() == 16
+    assert report.created["datasets"] == Dataset.objects.count() == 19
     local = Dataset.objects.filter(source=Dataset.Source.LOCAL)
-    assert local.count() == 15
+    assert local.count() == 18
     for dataset in local:
         count = Record.objects.filter(dataset=dataset).count()
         assert count > 0 and dataset.row_count == count, dataset.code
@@ -103,6 +104,16 @@ def test_the_demo_city_shares_consistent_data_and_a_rerun_imports_nothing():
     for row in rows("student_status"):
         age = (reference - people[row["resident_id"]].birth_date).days / 365.25
         assert 5.9 < age < 19
+    # and the activity silent verification looks at lies within the last year, up to today
+    today = timezone.localdate()
+    for code, key in (
+        ("medical_settlement", "settled_on"),
+        ("transit_ride", "ride_on"),
+        ("social_security_card_use", "used_on"),
+    ):
+        days = [dt.date.fromisoformat(r[key]) for r in rows(code)]
+        assert days and all(today - dt.timedelta(days=365) <= d < today for d in days), code
+        assert {r["resident_id"] for r in rows(code)} <= set(people)
     records = rows("criminal_record")
     assert sum(r["has_record"] for r in records) <= len(records) // 20  # almost nobody
 
@@ -114,6 +125,7 @@ def test_the_demo_city_shares_consistent_data_and_a_rerun_imports_nothing():
     ) == sorted(
         [(g.consumer, g.dataset, g.mode, g.fields) for g in DEMO_GRANTS]
         + [(g.consumer, g.dataset, "query", g.fields) for g in CASES_DEMO_GRANTS]
+        + [(g.consumer, g.dataset, "query", g.fields) for g in ENTITLEMENTS_DEMO_GRANTS]
     )
     assert set(approved.values_list("decided_by__username", flat=True)) == {"dataadmin"}
 

@@ -40,9 +40,13 @@ KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "row_exists": (frozenset({"dataset"}), frozenset({"where"})),
     "row_absent": (frozenset({"dataset"}), frozenset({"where"})),
     "age_at_least": (frozenset({"years"}), frozenset({"dataset", "field"})),
+    "age_below": (frozenset({"years"}), frozenset({"dataset", "field"})),
     "field_in": (frozenset({"dataset", "field"}), frozenset({"values", "prefixes", "where"})),
     "field_at_least": (frozenset({"dataset", "field", "minimum"}), frozenset({"where"})),
+    # A matching row whose date `field` lies within the last `within_days` days.
+    "row_recent": (frozenset({"dataset", "field", "within_days"}), frozenset({"where"})),
 }
+AGE_KINDS = frozenset({"age_at_least", "age_below"})
 COMMON = frozenset(
     {"id", "kind", "description", "legal_reference", "effective_from", "effective_until"}
 )
@@ -100,7 +104,7 @@ class Condition:
         if self.kind == "license_held":
             return set()
         wanted = set(self.params.get("where") or {})
-        if self.kind == "age_at_least":
+        if self.kind in AGE_KINDS:
             wanted.add(str(self.params.get("field") or "birth_date"))
         elif "field" in self.params:
             wanted.add(str(self.params["field"]))
@@ -317,20 +321,26 @@ def _judge(condition: Condition, facts: _Facts, on: dt.date) -> dict[str, Any]:
         }
     if not rows:
         return entry | {"passed": False, "reason": "no_row", "observed": observed}
-    if condition.kind == "age_at_least":
+    if condition.kind in AGE_KINDS:
         years = int(condition.parameter("years", on))
         born = _date_or_none(rows[0].get(str(condition.params.get("field") or "birth_date")))
         if born is None:
             return entry | {"passed": False, "reason": "no_row", "observed": observed}
         age = _age(born, on)
         observed |= {"age": age, "years": years}
+        if condition.kind == "age_below":
+            passed, failed = age < years, "above_maximum"
+        else:
+            passed, failed = age >= years, "below_minimum"
         return entry | {
-            "passed": age >= years,
-            "reason": "met" if age >= years else "below_minimum",
+            "passed": passed,
+            "reason": "met" if passed else failed,
             "observed": observed,
         }
     name = str(condition.params["field"])
     values = [row.get(name) for row in rows]
+    if condition.kind == "row_recent":
+        return entry | recent_verdict(condition, values, on, observed)
     if condition.kind == "field_in":
         allowed = [str(v) for v in condition.params.get("values") or []]
         prefixes = [str(p) for p in condition.params.get("prefixes") or []]
@@ -361,10 +371,31 @@ def _judge(condition: Condition, facts: _Facts, on: dt.date) -> dict[str, Any]:
 
 
 def _date_or_none(value: Any) -> dt.date | None:
+    if isinstance(value, dt.date):
+        return value
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
         return None
+
+
+def recent_verdict(
+    condition: Condition, values: list[Any], on: dt.date, observed: dict[str, Any]
+) -> dict[str, Any]:
+    """A `row_recent` verdict over the dates recorded: the latest one not after `on` must
+    be at most `within_days` days old (a date after `on` is not known on `on`)."""
+    days = int(condition.parameter("within_days", on))
+    dates = [d for d in (_date_or_none(v) for v in values if v is not None) if d and d <= on]
+    latest = max(dates) if dates else None
+    observed = observed | {
+        "field": str(condition.params["field"]),
+        "latest": latest.isoformat() if latest else None,
+        "days": days,
+    }
+    if latest is None:
+        return {"passed": False, "reason": "no_row", "observed": observed}
+    passed = latest >= on - dt.timedelta(days=days)
+    return {"passed": passed, "reason": "met" if passed else "not_recent", "observed": observed}
 
 
 def rule_evaluate(
@@ -527,6 +558,15 @@ def condition_explanation(entry: Mapping[str, Any]) -> str:
         return _("The data holds a record that excludes automatic approval.")
     if kind == "age_at_least":
         return _("Aged %(age)s; at least %(years)s required.") % seen
+    if kind == "age_below":
+        return _("Aged %(age)s; under %(years)s required.") % seen
+    if kind == "row_recent":
+        if entry.get("passed"):
+            return _("Last recorded on %(latest)s, within the %(days)s days required.") % seen
+        return (
+            _("Last recorded on %(latest)s; a record within the last %(days)s days is required.")
+            % seen
+        )
     if kind == "field_in":
         return _("Recorded value %(value)s; expected %(expected)s.") % {
             "value": seen.get("value"),

@@ -211,6 +211,8 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # due time (or finds an entry newly added) queues the latest one it missed when it starts.
 TONGBAN_SCHEDULE = {
     "entitlements-daily": ("tongban.entitlements.tasks.entitlements_run_task", "0 2 * * *"),
+    # After the rules, so that a pension granted tonight is verified from tomorrow's period on.
+    "verifications-daily": ("tongban.entitlements.tasks.verifications_sweep_task", "0 3 * * *"),
     # In the morning, so that reminders arrive in the day.
     "license-expiry-daily": ("tongban.cases.tasks.expiry_sweep_task", "0 7 * * *"),
 }

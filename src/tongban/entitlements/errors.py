@@ -38,3 +38,18 @@ class EntitlementNotInReview(ConflictError):
 class ReviewNoteInvalid(ValidationError):
     code = "entitlement_review_note_invalid"
     default_message = _("Give the reason for the decision in at most 200 characters.")
+
+
+class VerificationNotFound(NotFoundError):
+    code = "verification_not_found"
+    default_message = _("No such request to confirm of yours.")
+
+
+class VerificationNotPending(ConflictError):
+    code = "verification_not_pending"
+    default_message = _("This has been confirmed or closed already.")
+
+
+class VerificationNotConfigured(NotFoundError):
+    code = "verification_not_configured"
+    default_message = _("No benefit in force of that name is verified from data.")

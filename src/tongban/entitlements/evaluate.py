@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tongban.cases.rules import Condition
+from tongban.cases.rules import Condition, recent_verdict
 from tongban.exchange.models import Dataset, Record
 
 from .rulebook import EntitlementRule
@@ -130,6 +130,19 @@ def _rows_passing(condition: Condition, table: pa.Table, on: dt.date) -> pa.Arra
         born = table[str(condition.params.get("field") or "birth_date")]
         limit = pa.scalar(birth_limit(on, years), type=pa.date32())
         mask = pc.and_(mask, pc.fill_null(pc.less_equal(born, limit), False))
+    elif condition.kind == "age_below":
+        years = int(condition.parameter("years", on))
+        born = table[str(condition.params.get("field") or "birth_date")]
+        limit = pa.scalar(birth_limit(on, years), type=pa.date32())
+        mask = pc.and_(mask, pc.fill_null(pc.greater(born, limit), False))
+    elif condition.kind == "row_recent":
+        days = int(condition.parameter("within_days", on))
+        day = table[str(condition.params["field"])]
+        start = pa.scalar(on - dt.timedelta(days=days), type=pa.date32())
+        recent = pc.and_(
+            pc.greater_equal(day, start), pc.less_equal(day, pa.scalar(on, type=pa.date32()))
+        )
+        mask = pc.and_(mask, pc.fill_null(recent, False))
     elif condition.kind == "field_in":
         text = table[str(condition.params["field"])].cast(pa.string())
         values = pa.array([str(v) for v in condition.params.get("values") or []], pa.string())
@@ -193,20 +206,29 @@ def _judge(condition: Condition, rows: Sequence[Mapping[str, Any]], on: dt.date)
     if condition.kind == "row_absent":
         reason = "met" if not rows else "row_found"
         return entry | {"passed": not rows, "reason": reason, "observed": observed}
-    if condition.kind == "age_at_least":
+    if condition.kind in ("age_at_least", "age_below"):
         years = int(condition.parameter("years", on))
         name = str(condition.params.get("field") or "birth_date")
         births = [r[name] for r in rows if isinstance(r.get(name), dt.date)]
         if not births:
             return entry | {"passed": False, "reason": "no_row", "observed": observed}
-        age = max(_age(born, on) for born in births)
+        # One row passing is enough, as in the sweep: the oldest for a minimum age, the
+        # youngest for an age limit.
+        if condition.kind == "age_at_least":
+            age = max(_age(born, on) for born in births)
+            passed, failed = age >= years, "below_minimum"
+        else:
+            age = min(_age(born, on) for born in births)
+            passed, failed = age < years, "above_maximum"
         observed |= {"age": age, "years": years}
-        passed = age >= years
         return entry | {
             "passed": passed,
-            "reason": "met" if passed else "below_minimum",
+            "reason": "met" if passed else failed,
             "observed": observed,
         }
+    if condition.kind == "row_recent":
+        values = [r.get(str(condition.params["field"])) for r in rows]
+        return entry | recent_verdict(condition, values, on, observed)
     name = str(condition.params["field"])
     values = [r.get(name) for r in rows if r.get(name) is not None]
     if not values:

@@ -91,3 +91,64 @@ class Entitlement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person_id} {self.rule_code} {self.status}"
+
+
+class Verification(models.Model):
+    """静默认证: whether a holder of a benefit still qualifies in a period (a year), found in
+    activity data without asking them, or — with no such data — confirmed by them (or an
+    agent) when asked; unconfirmed past the deadline, their benefit goes to staff review."""
+
+    class Status(models.TextChoices):
+        VERIFIED = "verified", _("Verified from data")  # 已静默认证
+        ASKED = "asked", _("Asked to confirm")  # 待本人确认
+        CONFIRMED = "confirmed", _("Confirmed")  # 已确认
+        OVERDUE = "overdue", _("Not confirmed in time")  # 逾期，转人工复核
+
+    class Method(models.TextChoices):
+        SIGNAL = "signal", _("Activity data")  # 数据比对
+        SELF_CONFIRMED = "self_confirmed", _("Confirmed by the person")  # 本人确认
+        AGENT_CONFIRMED = "agent_confirmed", _("Confirmed by their agent")  # 代办人确认
+
+    person = models.ForeignKey(
+        Person, on_delete=models.PROTECT, related_name="verifications", verbose_name=_("person")
+    )
+    rule_code = models.CharField(_("rule"), max_length=40)
+    period = models.CharField(_("period"), max_length=10)  # the year, e.g. "2026"
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    method = models.CharField(_("method"), max_length=16, choices=Method.choices, blank=True)
+    # The activity that verified them: its dataset and the latest date seen.
+    signal_dataset = models.CharField(_("signal dataset"), max_length=64, blank=True)
+    signal_date = models.DateField(_("signal date"), null=True, blank=True)
+    checked_on = models.DateField(_("checked on"))
+    asked_at = models.DateTimeField(_("asked at"), null=True, blank=True)
+    deadline = models.DateField(_("confirm by"), null=True, blank=True)
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    confirmed_by = models.ForeignKey(
+        "people.User",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("confirmed by"),
+    )
+    updated_at = models.DateTimeField(_("updated at"))
+
+    class Meta:
+        ordering = ["-updated_at", "-pk"]
+        verbose_name = _("verification")
+        verbose_name_plural = _("verifications")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person", "rule_code", "period"], name="verification_one_per_period"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["verified", "asked", "confirmed", "overdue"]),
+                name="verification_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["rule_code", "period", "status"], name="verification_period_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} {self.rule_code} {self.period} {self.status}"

@@ -20,7 +20,9 @@ import yaml
 from tongban.cases.rules import Condition, RulesInvalid, rules_parse
 
 RULES_FILE = Path(__file__).resolve().parent / "rules.yaml"
-KINDS = frozenset({"row_exists", "row_absent", "age_at_least", "field_in"})
+KINDS = frozenset(
+    {"row_exists", "row_absent", "age_at_least", "age_below", "field_in", "row_recent"}
+)
 KEYS = frozenset(
     {
         "code",
@@ -30,9 +32,35 @@ KEYS = frozenset(
         "effective_from",
         "effective_until",
         "amount",
+        "amount_note",
         "conditions",
+        "guardians",
+        "verification",
     }
 )
+# Keys of an entitlement rule that the instant-approval parser does not know.
+OWN_KEYS = frozenset({"code", "department", "amount", "amount_note", "guardians", "verification"})
+VERIFICATION_KEYS = frozenset({"deadline_days", "legal_reference", "signals"})
+
+
+@dataclass(frozen=True)
+class Guardians:
+    """Where the people who act for a holder (a child's parents) are named: the resident ID
+    fields of the holder's row in a dataset. They are told of the grant."""
+
+    dataset: str
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SilentVerification:
+    """静默认证 of a benefit's holders: `signals` are `row_recent` conditions over activity
+    data (any one verifies a holder); a holder with none is asked to confirm within
+    `deadline_days`, and after that goes to staff review."""
+
+    deadline_days: int
+    legal_reference: str
+    signals: tuple[Condition, ...]
 
 
 @dataclass(frozen=True)
@@ -45,6 +73,10 @@ class EntitlementRule:
     effective_until: dt.date | None
     amounts: tuple[tuple[dt.date, Decimal], ...]  # (from, monthly amount), oldest first
     conditions: tuple[Condition, ...]
+    # What the amount stands for when it is not paid as such (a standard, or nothing extra).
+    amount_note: str = ""
+    guardians: Guardians | None = None
+    verification: SilentVerification | None = None
 
     @property
     def version(self) -> str:
@@ -74,6 +106,8 @@ class EntitlementRule:
         wanted: dict[str, set[str]] = {}
         for condition in self.conditions_on(on):
             wanted.setdefault(condition.dataset or "", set()).update(condition.fields)
+        if self.guardians is not None:
+            wanted.setdefault(self.guardians.dataset, set()).update(self.guardians.fields)
         return wanted
 
 
@@ -94,6 +128,48 @@ def _amounts(raw: Any, where: str) -> tuple[tuple[dt.date, Decimal], ...]:
     return tuple(sorted(amounts))
 
 
+def _guardians(raw: Any, where: str) -> Guardians:
+    fields = raw.get("fields") if isinstance(raw, dict) else None
+    if (
+        not raw.get("dataset")
+        or not isinstance(fields, list)
+        or not fields
+        or set(raw)
+        - {
+            "dataset",
+            "fields",
+        }
+    ):
+        raise RulesInvalid(f"{where}: guardians are {{dataset: code, fields: [resident IDs]}}")
+    return Guardians(dataset=str(raw["dataset"]), fields=tuple(str(f) for f in fields))
+
+
+def _verification(raw: Mapping[str, Any], where: str) -> SilentVerification:
+    spec = raw["verification"]
+    if not isinstance(spec, dict) or set(spec) - VERIFICATION_KEYS:
+        raise RulesInvalid(f"{where}: verification keys are {sorted(VERIFICATION_KEYS)}")
+    days = spec.get("deadline_days")
+    if not isinstance(days, int) or days < 1:
+        raise RulesInvalid(f"{where}: verification deadline_days is a number of days")
+    (parsed,) = rules_parse(
+        {
+            "rules": [
+                {
+                    "item": raw["code"],
+                    "name": raw.get("name"),
+                    "legal_reference": spec.get("legal_reference"),
+                    "conditions": spec.get("signals"),
+                }
+            ]
+        }
+    )
+    if any(c.kind != "row_recent" for c in parsed.conditions):
+        raise RulesInvalid(f"{where}: verification signals are row_recent conditions")
+    return SilentVerification(
+        deadline_days=days, legal_reference=parsed.legal_reference, signals=parsed.conditions
+    )
+
+
 def entitlement_rules_parse(document: Mapping[str, Any]) -> tuple[EntitlementRule, ...]:
     """Check a rule document and build its rules; versions of a benefit may not overlap."""
     rules: list[EntitlementRule] = []
@@ -107,12 +183,7 @@ def entitlement_rules_parse(document: Mapping[str, Any]) -> tuple[EntitlementRul
                 raise RulesInvalid(f"{where}: {key} is required")
         # The instant-approval parser checks name, legal reference, dates and conditions.
         (parsed,) = rules_parse(
-            {
-                "rules": [
-                    {"item": raw["code"]}
-                    | {k: raw.get(k) for k in KEYS - {"code", "department", "amount"}}
-                ]
-            }
+            {"rules": [{"item": raw["code"]} | {k: raw.get(k) for k in KEYS - OWN_KEYS}]}
         )
         kinds = {c.kind for c in parsed.conditions} - KINDS
         if kinds:
@@ -126,6 +197,9 @@ def entitlement_rules_parse(document: Mapping[str, Any]) -> tuple[EntitlementRul
             effective_until=parsed.effective_until,
             amounts=_amounts(raw["amount"], where),
             conditions=parsed.conditions,
+            amount_note=str(raw.get("amount_note") or ""),
+            guardians=_guardians(raw["guardians"], where) if raw.get("guardians") else None,
+            verification=_verification(raw, where) if raw.get("verification") else None,
         )
         for other in rules:
             if other.code == rule.code and _overlap(other, rule):

@@ -2,9 +2,11 @@
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
+from tongban.audit.services import audit_record
 from tongban.cases.mandates import mandates_held
+from tongban.exchange.models import Record
 from tongban.people.models import Person, User
 
 from .errors import EntitlementNotFound
@@ -53,3 +55,32 @@ def entitlements_to_review(user: User) -> QuerySet[Entitlement]:
         .select_related("person")
         .order_by("review_at", "pk")
     )
+
+
+def entitlements_of_children(user: User) -> list[tuple[Person, list[Entitlement]]]:
+    """What the children whose guardian the user is hold, under rules that name guardians
+    (a child's 育儿补贴: the parents on the birth medical certificate). Finding them reads
+    the children's records, so each child shown is an audited read."""
+    person = user.person
+    if person is None:
+        return []
+    found: dict[Person, list[Entitlement]] = {}
+    for rule in {r.code: r for r in entitlement_rules_all() if r.guardians}.values():
+        assert rule.guardians is not None
+        named = Q()
+        for name in rule.guardians.fields:
+            named |= Q(**{f"data__{name}": person.resident_id})
+        children = Record.objects.filter(named, dataset__code=rule.guardians.dataset)
+        held = Entitlement.objects.filter(
+            rule_code=rule.code, person__resident_id__in=children.values("subject")
+        ).select_related("person")
+        for entitlement in held.order_by("person__resident_id", "pk"):
+            found.setdefault(entitlement.person, []).append(entitlement)
+    for child in found:
+        audit_record(
+            action="entitlement.guardian_read",
+            actor=user,
+            subject=("person", child.resident_id),
+            purpose="监护人查看子女待遇",
+        )
+    return list(found.items())

@@ -7,7 +7,7 @@ holders who no longer qualify go to human review (never ended silently), and tho
 declined are left alone. The same rule on the same data changes nothing the second time."""
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from tongban.audit.services import actor_label, audit_record
 from tongban.cases.models import Notification
-from tongban.exchange.models import AccessGrant
+from tongban.exchange.models import AccessGrant, Dataset
 from tongban.people.models import Department, Person, User
 
 from .errors import (
@@ -32,7 +32,12 @@ from .errors import (
 )
 from .evaluate import Progress, eligible_subjects, person_evaluate, snapshot_read
 from .models import Entitlement, EntitlementRun
-from .rulebook import EntitlementRule, entitlement_rule_in_force, entitlement_rules_all
+from .rulebook import (
+    EntitlementRule,
+    Guardians,
+    entitlement_rule_in_force,
+    entitlement_rules_all,
+)
 
 BATCH = 2_000
 Status = Entitlement.Status
@@ -46,12 +51,16 @@ class RunOutcome:
 
 def _grants_check(rule: EntitlementRule, on: dt.date) -> Department:
     """The granting department, holding an approved grant in force today (when the data is
-    read, whatever date the rule is evaluated for) for every field the rule reads."""
+    read, whatever date the rule is evaluated for) for every field the rule reads of
+    another department's datasets (its own it reads without one)."""
     today = timezone.localdate()
     department = Department.objects.filter(code=rule.department).first()
     if department is None:
         raise DataNotGranted()
+    own = set(Dataset.objects.filter(provider=department).values_list("code", flat=True))
     for code, fields in rule.needs(on).items():
+        if code in own:
+            continue
         grants = AccessGrant.objects.filter(
             consumer=department,
             dataset__code=code,
@@ -190,23 +199,68 @@ def _grant(
                 subject=("person", entitlement.person.resident_id),
                 after={"rule": rule.code, "version": rule.version, "amount": amount},
             )
-        _notify(rule, chunk, amount)
+        _notify(rule, chunk, amount, rows=facts)
         if progress:
             progress("granted", min(start + BATCH, len(person_ids)), len(person_ids))
 
 
-def _notify(rule: EntitlementRule, people: Sequence[Person], amount: Any) -> None:
+def _notify(
+    rule: EntitlementRule,
+    people: Sequence[Person],
+    amount: Any,
+    *,
+    rows: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
+) -> None:
     """An in-app message to each account of the people granted (no case: nothing was
-    applied for), in the platform's language like the cases' messages."""
+    applied for), and of their guardians where the rule names them (a child's parents), in
+    the platform's language like the cases' messages."""
     with translation.override(settings.LANGUAGE_CODE):
-        text = _(
-            "You now receive %(name)s (%(amount)s yuan a month) without applying. See why "
-            "under My benefits, where you may also decline it."
-        ) % {"name": rule.name, "amount": amount}
-    users = User.objects.filter(person__in=people, role=User.Role.CITIZEN, is_active=True)
-    Notification.objects.bulk_create(
-        Notification(user=user, event="entitlement_grant", text=text) for user in users
-    )
+        if rule.amount_note:  # the amount is not what they are paid: leave it out
+            text = _(
+                "You now receive %(name)s without applying. See why under My benefits, "
+                "where you may also decline it."
+            ) % {"name": rule.name}
+        else:
+            text = _(
+                "You now receive %(name)s (%(amount)s yuan a month) without applying. See "
+                "why under My benefits, where you may also decline it."
+            ) % {"name": rule.name, "amount": amount}
+        users = User.objects.filter(person__in=people, role=User.Role.CITIZEN, is_active=True)
+        notices = [Notification(user=user, event="entitlement_grant", text=text) for user in users]
+        if rule.guardians is not None:
+            notices += _guardian_notices(rule, rule.guardians, people, amount, rows)
+    Notification.objects.bulk_create(notices)
+
+
+def _guardian_notices(
+    rule: EntitlementRule,
+    guardians: Guardians,
+    people: Sequence[Person],
+    amount: Any,
+    rows: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
+) -> list[Notification]:
+    named: dict[str, list[Person]] = {}
+    for person in people:
+        for row in rows.get(person.resident_id, {}).get(guardians.dataset, []):
+            for name in guardians.fields:
+                if row.get(name):
+                    named.setdefault(str(row[name]), []).append(person)
+    users = User.objects.filter(
+        person__resident_id__in=named, role=User.Role.CITIZEN, is_active=True
+    ).values_list("pk", "person__resident_id")
+    return [
+        Notification(
+            user_id=user,
+            event="entitlement_grant",
+            text=_(
+                "%(child)s now receives %(name)s (%(amount)s yuan a month) without applying; "
+                "it is paid to the guardian's account."
+            )
+            % {"child": child.name, "name": rule.name, "amount": amount},
+        )
+        for user, resident_id in users
+        for child in dict.fromkeys(named[resident_id])
+    ]
 
 
 def _to_review(rule: EntitlementRule, person_ids: Sequence[int], *, actor: Any) -> None:

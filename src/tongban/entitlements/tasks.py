@@ -14,6 +14,7 @@ from tongban.people.models import User
 
 from .rulebook import EntitlementRule, entitlement_rules_all
 from .services import entitlements_run
+from .verification import verifications_sweep
 
 # Runs started by the clock are recorded under this name; runs asked for by staff under
 # the officer who asked.
@@ -42,6 +43,22 @@ def entitlements_run_task(
     if failed:
         raise ExceptionGroup(f"{len(failed)} of {len(codes)} entitlement rules failed", failed)
     return done
+
+
+@task()
+def verifications_sweep_task(*, actor: str = SCHEDULER_ACTOR) -> list[dict[str, Any]]:
+    """静默认证: verify the holders of every rule in force that asks for verification (the
+    pension), from data signals; the sweep asks those with none, once a period, and sends
+    them to review past the deadline, so running it daily changes nothing in between."""
+    today = timezone.localdate()
+    return [
+        {"rule": outcome.rule_code, "period": outcome.period} | outcome.counts
+        for outcome in (
+            verifications_sweep(actor=actor, rule=rule.code, on=today)
+            for rule in entitlement_rules_all()
+            if rule.in_force(today) and rule.verification is not None
+        )
+    ]
 
 
 @transaction.atomic

@@ -8,6 +8,11 @@ app_name = "entitlements"
 urlpatterns = [
     path("", views.my_entitlements, name="my"),
     path("<int:pk>/decline/", views.decline, name="decline"),
+    path(
+        "verifications/<int:pk>/confirm/",
+        views.verification_confirm,
+        name="verification_confirm",
+    ),
     path("rules/", views.rules, name="rules"),
     path("review/", views.review, name="review"),
     path("review/<int:pk>/<slug:decision>/", views.review_decide, name="review_decide"),

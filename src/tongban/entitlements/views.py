@@ -23,9 +23,9 @@ from tongban.core.schedule import schedule_of_task
 from tongban.people.decorators import staff_required
 from tongban.people.models import Person, User
 
-from . import selectors, services
+from . import selectors, services, verification
 from .errors import EntitlementNotFound, RuleNotFound
-from .models import Entitlement, EntitlementRun
+from .models import Entitlement, EntitlementRun, Verification
 from .rulebook import EntitlementRule, entitlement_rules_all
 from .tasks import SCHEDULER_ACTOR, entitlements_run_enqueue, entitlements_run_task
 
@@ -68,7 +68,13 @@ def _explained(entitlement: Entitlement) -> dict[str, Any]:
         dict(entry) | {"explanation": condition_explanation(entry)}
         for entry in entitlement.facts.get("conditions") or []
     ]
-    return {"entitlement": entitlement, "facts": entitlement.facts, "conditions": conditions}
+    rule = next((r for r in entitlement_rules_all() if r.code == entitlement.rule_code), None)
+    return {
+        "entitlement": entitlement,
+        "facts": entitlement.facts,
+        "conditions": conditions,
+        "amount_note": rule.amount_note if rule else "",
+    }
 
 
 @resident_required
@@ -81,7 +87,37 @@ def my_entitlements(request: HttpRequest) -> HttpResponse:
         (principal, [_explained(e) for e in held])
         for principal, held in selectors.entitlements_of_principals(person)
     ]
-    return render(request, "entitlements/my.html", {"entitlements": own, "principals": principals})
+    children = [
+        (child, [_explained(e) for e in held])
+        for child, held in selectors.entitlements_of_children(user)
+    ]
+    pending = verification.verifications_pending(person)
+    pending += verification.verifications_pending_of_principals(person)
+    context = {
+        "entitlements": own,
+        "principals": principals,
+        "children": children,
+        "pending": [
+            {"verification": v, "name": _rule_name(v.rule_code), "own": v.person_id == person.pk}
+            for v in pending
+        ],
+    }
+    return render(request, "entitlements/my.html", context)
+
+
+def _rule_name(code: str) -> str:
+    return next((r.name for r in entitlement_rules_all() if r.code == code), code)
+
+
+@resident_required
+@require_POST
+def verification_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    """静默认证 when asked: the holder (or their agent) confirms with one press."""
+    user = cast(User, request.user)
+    found = verification.verification_of_user(user, pk)
+    verification.verification_confirm(verification=found, actor=user)
+    messages.success(request, _("Thank you: it is confirmed and continues."))
+    return redirect("entitlements:my")
 
 
 @resident_required
@@ -111,6 +147,7 @@ def _rules_context(user: User) -> dict[str, Any]:
     ]
     rows = []
     for rule in entitlement_rules_all():
+        mine = user.department is not None and user.department.code == rule.department
         counts = {
             status: Entitlement.objects.filter(rule_code=rule.code, status=status).count()
             for status in Entitlement.Status.values
@@ -122,9 +159,12 @@ def _rules_context(user: User) -> dict[str, Any]:
                 "amount": rule.amount_on(today) if rule.in_force(today) else None,
                 "conditions": rule.conditions_on(today),
                 "counts": counts,
-                "mine": user.department is not None and user.department.code == rule.department,
+                "mine": mine,
                 "last_run": EntitlementRun.objects.filter(rule_code=rule.code).first(),
                 "runs": EntitlementRun.objects.filter(rule_code=rule.code)[:RECENT_RUNS],
+                "verification": verification.verification_counts(rule.code, on=today)
+                if rule.verification is not None and mine
+                else None,
             }
         )
     return {"rules": rows, "schedule": schedule, "scheduler_actor": SCHEDULER_ACTOR}
@@ -187,7 +227,12 @@ def _review_context(user: User, failed: ReviewForm | None = None, pk: int = 0) -
         # One form per grant, its ids apart from the other grants' on the page.
         form = failed if failed is not None and entitlement.pk == pk else None
         form = form or ReviewForm(auto_id=f"id_%s_{entitlement.pk}")
-        items.append(_explained(entitlement) | {"form": form})
+        overdue = Verification.objects.filter(
+            person_id=entitlement.person_id,
+            rule_code=entitlement.rule_code,
+            status=Verification.Status.OVERDUE,
+        ).first()
+        items.append(_explained(entitlement) | {"form": form, "overdue": overdue})
     return {"items": items}
 
 

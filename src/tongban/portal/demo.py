@@ -25,7 +25,7 @@ from tongban.cases.expiry import expiry_sweep
 from tongban.cases.models import Mandate
 from tongban.catalog.models import LicenseType
 from tongban.catalog.services import catalog_load
-from tongban.entitlements.demo import entitlements_demo_seed
+from tongban.entitlements.demo import entitlements_demo_seed, pension_holder_asked
 from tongban.exchange.demo import DemoCity, exchange_demo_seed
 from tongban.exchange.proofs import proof_signers_setup
 from tongban.licensing.models import License, SealGrant
@@ -45,6 +45,7 @@ DEMO_ACCOUNTS = [
     ("dataadmin", "data_admin", "data administrator: edits the catalog at /admin/ (TOTP)"),
     ("sysadmin", "sys_admin", "system administrator (TOTP at first login)"),
     ("elder", "citizen", "an elderly resident who authorized citizen (委托代办); 我的待遇"),
+    ("pensioner", "citizen", "a retiree asked to confirm their pension (静默认证) at 我的待遇"),
 ]
 
 # Districts of the demo city (GB/T 2260). Their codes exist only since 1983, so people
@@ -186,7 +187,14 @@ def seed_demo_city(
     )
     report.created["elder account"] = _seed_elder_account()
     report.created.update(_seed_expiry())
-    report.created.update(entitlements_demo_seed(actor=ACTOR))
+    report.created.update(
+        entitlements_demo_seed(
+            actor=ACTOR,
+            staff_for=_department_issuer,
+            approver=User.objects.filter(username="dataadmin").first(),
+        )
+    )
+    report.created["pensioner account"] = _seed_pensioner_account()
     checkpoint_create()
     return report
 
@@ -213,6 +221,20 @@ def _seed_elder_account() -> int:
         role="citizen",
         actor=ACTOR,
         person=mandate.principal,
+    )
+    return 1
+
+
+def _seed_pensioner_account() -> int:
+    """A login for a retiree whose pension could not be verified from data, to confirm it
+    at 我的待遇 (静默认证)."""
+    if User.objects.filter(username="pensioner").exists():
+        return 0
+    person = pension_holder_asked()
+    if person is None:
+        return 0
+    people_services.user_create(
+        username="pensioner", password=DEMO_PASSWORD, role="citizen", actor=ACTOR, person=person
     )
     return 1
 
@@ -300,8 +322,8 @@ def _seed_accounts() -> int:
     }
     created = 0
     for username, role, _description in DEMO_ACCOUNTS:
-        if username == "elder" or User.objects.filter(username=username).exists():
-            continue  # the elder is known once the demo applications chose them
+        if username in ("elder", "pensioner") or User.objects.filter(username=username).exists():
+            continue  # known once the demo applications and the pension sweep chose them
         if username in {"citizen", "agent"} and links[username]["person"] is None:
             continue  # a seed without residents or organizations has no one to link
         user = people_services.user_create(

@@ -1,5 +1,6 @@
 """`tongban entitlements run [RULE] [--dry-run]`: run the entitlement rules (免申即享) over
-the population now, with progress on stderr and each run's counts."""
+the population now; `tongban entitlements verify [RULE] [--dry-run]`: silently verify the
+holders of a benefit (静默认证, the pension by default). Progress on stderr, counts on stdout."""
 
 from typing import Any
 
@@ -7,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tongban.core.errors import TongbanError
 from tongban.entitlements.services import entitlements_run
+from tongban.entitlements.verification import PENSION_RULE, verifications_sweep
 
 ACTOR = "system:entitlements-run"
 
@@ -21,6 +23,13 @@ class Command(BaseCommand):
         run.add_argument(
             "--dry-run", action="store_true", help="count who would change, write nothing"
         )
+        verify = commands.add_parser("verify", help="silent verification of a benefit's holders")
+        verify.add_argument(
+            "rule", nargs="?", default=PENSION_RULE, help=f"the rule's code ({PENSION_RULE})"
+        )
+        verify.add_argument(
+            "--dry-run", action="store_true", help="count who would be asked, write nothing"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         def progress(what: str, done: int, total: int) -> None:
@@ -31,6 +40,20 @@ class Command(BaseCommand):
                 f"\r{what:<20} {bar} {done}/{total}", ending="\n" if done == total else ""
             )
 
+        if options["command"] == "verify":
+            try:
+                sweep = verifications_sweep(
+                    rule=options["rule"],
+                    dry_run=options["dry_run"],
+                    actor=ACTOR,
+                    progress=progress,
+                )
+            except TongbanError as error:
+                raise CommandError(f"{error.code}: {error.message}") from error
+            label = "dry run" if sweep.dry_run else "sweep"
+            counts = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in sweep.counts.items())
+            self.stdout.write(f"{sweep.rule_code} {sweep.period} {label}: {counts}")
+            return
         try:
             outcomes = entitlements_run(
                 rule=options["rule"], dry_run=options["dry_run"], actor=ACTOR, progress=progress
