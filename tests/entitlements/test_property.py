@@ -1,15 +1,26 @@
 """Batch and single-person evaluation agree on generated populations: for every person,
 the population sweep grants exactly when the explained evaluation says every condition
-holds. People have no row, one, or several; fields may be missing."""
+holds, and the facts stored for a grant (built for all the eligible at once) report exactly
+what the single-person evaluation says. People have no row, one, or several; fields may be
+missing."""
 
 import datetime as dt
+import json
 from typing import Any
+from unittest import mock
 
 import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tongban.entitlements.evaluate import Snapshot, eligible_subjects, person_evaluate, table_build
+from tongban.entitlements.evaluate import (
+    Snapshot,
+    eligible_subjects,
+    facts_build,
+    facts_report,
+    person_evaluate,
+    table_build,
+)
 from tongban.entitlements.rulebook import entitlement_rules_all, entitlement_rules_parse
 
 from .factories import catalog_types
@@ -110,7 +121,12 @@ def test_batch_and_single_person_agree(
     }
     snapshot = Snapshot(subjects=pa.array(subjects, type=pa.string()), tables=tables)
 
-    batch = set(eligible_subjects(rule, snapshot, on=on))
+    batch = eligible_subjects(rule, snapshot, on=on)
     facts = snapshot.rows_for(subjects)
-    single = {s for s in subjects if person_evaluate(rule, facts[s], on=on)["eligible"]}
-    assert batch == single
+    reports = {s: person_evaluate(rule, facts[s], on=on) for s in subjects}
+    assert set(batch) == {s for s, report in reports.items() if report["eligible"]}
+    # The facts a grant stores, built for all at once, report what the person's says.
+    stored = facts_build(rule, snapshot, pa.array(batch, type=pa.string()), on=on)
+    with mock.patch("tongban.entitlements.evaluate.entitlement_rules_all", return_value=RULES):
+        for subject, text in zip(batch, stored.to_pylist(), strict=True):
+            assert facts_report(json.loads(text)) == reports[subject]

@@ -38,3 +38,14 @@ class EntitlementNotInReview(ConflictError):
 class ReviewNoteInvalid(ValidationError):
     code = "entitlement_review_note_invalid"
     default_message = _("Give the reason for the decision in at most 200 characters.")
+
+
+class SnapshotInvalid(ValidationError):
+    """A snapshot directory that cannot be read or written as one (details: `reason`,
+    one of exists, unreadable, format, fields_missing, and the dataset)."""
+
+    code = "entitlement_snapshot_invalid"
+    default_message = _(
+        "The snapshot cannot be used: it is missing, of another format, lacks a field the "
+        "rules read, or a snapshot is already there."
+    )

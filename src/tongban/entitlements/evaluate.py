@@ -7,6 +7,7 @@ instant-approval rules (so `cases.rules.condition_explanation` words it).
 A condition passes for a person when one of their rows (matching `where`) satisfies it."""
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,13 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tongban.cases.rules import Condition
-from tongban.exchange.models import Dataset, Record
 
-from .rulebook import EntitlementRule
+from .rulebook import EntitlementRule, entitlement_rules_all
 
 Progress = Callable[[str, int, int], None]
-ARROW_TYPES = {"boolean": pa.bool_(), "integer": pa.int64(), "date": pa.date32()}
-CHUNK = 20_000
 
 
 # --- the snapshot ---------------------------------------------------------------------------
@@ -29,16 +27,17 @@ CHUNK = 20_000
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The population swept (`subjects`, resident IDs) and, per dataset, a table of the
-    rows read: a `subject` column and one column per field the rules need."""
+    """The population swept (`subjects`: resident IDs, or person ids in a stored snapshot)
+    and, per dataset, a table of the rows read: a `subject` column and one column per
+    field the rules need."""
 
     subjects: pa.Array
     tables: Mapping[str, pa.Table]
 
-    def rows_for(self, subjects: Iterable[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    def rows_for(self, subjects: Iterable[Any]) -> dict[Any, dict[str, list[dict[str, Any]]]]:
         """The named people's rows per dataset, as the single-person evaluator reads them."""
-        wanted = pa.array(sorted(set(subjects)), type=pa.string())
-        found: dict[str, dict[str, list[dict[str, Any]]]] = {s.as_py(): {} for s in wanted}
+        wanted = pa.array(sorted(set(subjects)), type=self.subjects.type)
+        found: dict[Any, dict[str, list[dict[str, Any]]]] = {s.as_py(): {} for s in wanted}
         for code, table in self.tables.items():
             for person in found.values():
                 person[code] = []
@@ -48,17 +47,23 @@ class Snapshot:
         return found
 
 
-def _typed(values: list[Any], kind: str) -> pa.Array:
+def column_typed(text: pa.Array, kind: str) -> pa.Array:
+    """A column of values as text (as the database gives them out of JSON) typed by the
+    catalog's field type; a column whose values do not all fit stays text."""
     if kind == "date":
-        text = pa.array([None if v is None else str(v) for v in values], type=pa.string())
         parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
         return parsed.cast(pa.date32())
-    if kind in ARROW_TYPES:
+    if kind == "boolean":
+        # PostgreSQL gives JSON booleans as true/false, SQLite as 1/0.
+        lowered = pc.utf8_lower(text)
+        false = pc.if_else(pc.is_in(lowered, value_set=pa.array(["false", "0"])), False, None)
+        return pc.if_else(pc.is_in(lowered, value_set=pa.array(["true", "1"])), True, false)
+    if kind == "integer":
         try:
-            return pa.array(values, type=ARROW_TYPES[kind])
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            return pc.cast(text, pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
             pass  # a stray value the schema did not catch: compare it as text
-    return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+    return text
 
 
 def table_build(
@@ -70,32 +75,14 @@ def table_build(
     for subject, data in pairs:
         subjects.append(subject)
         for name, values in columns.items():
-            values.append(data.get(name))
+            value = data.get(name)
+            values.append(None if value is None else _text(value))
     arrays = {"subject": pa.array(subjects, type=pa.string())}
-    arrays |= {name: _typed(values, types[name]) for name, values in columns.items()}
+    arrays |= {
+        name: column_typed(pa.array(values, type=pa.string()), types[name])
+        for name, values in columns.items()
+    }
     return pa.table(arrays)
-
-
-def snapshot_read(
-    needs: Mapping[str, set[str]], *, subjects: Sequence[str], progress: Progress | None = None
-) -> Snapshot:
-    """Read the fields needed from the base databases' rows (streamed, in chunks)."""
-    tables = {}
-    for code, fields in sorted(needs.items()):
-        dataset = Dataset.objects.get(code=code)
-        kinds = {f["key"]: f["type"] for f in dataset.fields}
-        types = {name: kinds.get(name, "string") for name in sorted(fields)}
-        total = Record.objects.filter(dataset=dataset).count()
-        rows = Record.objects.filter(dataset=dataset).values_list("subject", "data")
-
-        def counted(rows: Iterable[tuple[str, Any]], code: str = code, total: int = total) -> Any:
-            for n, row in enumerate(rows, start=1):
-                if progress and (n % CHUNK == 0 or n == total):
-                    progress(f"read {code}", n, total)
-                yield row
-
-        tables[code] = table_build(counted(rows.iterator(chunk_size=CHUNK)), types)
-    return Snapshot(subjects=pa.array(list(subjects), type=pa.string()), tables=tables)
 
 
 # --- vectorized -------------------------------------------------------------------------------
@@ -111,7 +98,7 @@ def birth_limit(on: dt.date, years: int) -> dt.date:
 
 
 def _where_mask(table: pa.Table, where: Mapping[str, Any]) -> pa.Array:
-    mask = pa.array([True] * table.num_rows, type=pa.bool_())
+    mask = pc.is_valid(table["subject"])
     for key, wanted in where.items():
         options = wanted if isinstance(wanted, list) else [wanted]
         column = table[key]
@@ -142,7 +129,7 @@ def _rows_passing(condition: Condition, table: pa.Table, on: dt.date) -> pa.Arra
 
 def batch_evaluate(rule: EntitlementRule, snapshot: Snapshot, *, on: dt.date) -> pa.Array:
     """For each subject of the snapshot, whether every condition in force holds."""
-    eligible = pa.array([True] * len(snapshot.subjects), type=pa.bool_())
+    eligible = pc.is_valid(snapshot.subjects)
     for condition in rule.conditions_on(on):
         passing = _rows_passing(condition, snapshot.tables[condition.dataset or ""], on)
         found = pc.is_in(snapshot.subjects, value_set=pc.unique(passing))
@@ -152,9 +139,9 @@ def batch_evaluate(rule: EntitlementRule, snapshot: Snapshot, *, on: dt.date) ->
     return eligible
 
 
-def eligible_subjects(rule: EntitlementRule, snapshot: Snapshot, *, on: dt.date) -> list[str]:
+def eligible_subjects(rule: EntitlementRule, snapshot: Snapshot, *, on: dt.date) -> list[Any]:
     mask = batch_evaluate(rule, snapshot, on=on)
-    return [str(s) for s in snapshot.subjects.filter(mask).to_pylist()]
+    return list(snapshot.subjects.filter(mask).to_pylist())
 
 
 # --- one person, explained -------------------------------------------------------------------
@@ -177,13 +164,23 @@ def _text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _judge(condition: Condition, rows: Sequence[Mapping[str, Any]], on: dt.date) -> dict[str, Any]:
-    entry: dict[str, Any] = {
+def _entry(condition: Condition) -> dict[str, Any]:
+    return {
         "id": condition.id,
         "kind": condition.kind,
         "description": condition.description,
         "legal_reference": condition.legal_reference,
     }
+
+
+def _expected(condition: Condition) -> tuple[list[str], tuple[str, ...]]:
+    """A field_in condition's values and prefixes, as text."""
+    allowed = [str(v) for v in condition.params.get("values") or []]
+    return allowed, tuple(str(p) for p in condition.params.get("prefixes") or [])
+
+
+def _judge(condition: Condition, rows: Sequence[Mapping[str, Any]], on: dt.date) -> dict[str, Any]:
+    entry = _entry(condition)
     dataset = condition.dataset or ""
     rows = [r for r in rows if _matches(r, condition.params.get("where") or {})]
     observed: dict[str, Any] = {"dataset": dataset, "rows": len(rows)}
@@ -211,8 +208,7 @@ def _judge(condition: Condition, rows: Sequence[Mapping[str, Any]], on: dt.date)
     values = [r.get(name) for r in rows if r.get(name) is not None]
     if not values:
         return entry | {"passed": False, "reason": "no_row", "observed": observed}
-    allowed = [str(v) for v in condition.params.get("values") or []]
-    prefixes = tuple(str(p) for p in condition.params.get("prefixes") or [])
+    allowed, prefixes = _expected(condition)
     passed = any(_text(v) in allowed or _text(v).startswith(prefixes) for v in values)
     observed |= {
         "field": name,
@@ -226,11 +222,7 @@ def _judge(condition: Condition, rows: Sequence[Mapping[str, Any]], on: dt.date)
     }
 
 
-def person_evaluate(
-    rule: EntitlementRule, rows: Mapping[str, Sequence[Mapping[str, Any]]], *, on: dt.date
-) -> dict[str, Any]:
-    """One person's verdict with each condition's: the report stored on an entitlement."""
-    verdicts = [_judge(c, rows.get(c.dataset or "") or [], on) for c in rule.conditions_on(on)]
+def _report(rule: EntitlementRule, on: dt.date, verdicts: list[dict[str, Any]]) -> dict[str, Any]:
     eligible = all(v["passed"] for v in verdicts)
     return {
         "rule": rule.code,
@@ -242,3 +234,131 @@ def person_evaluate(
         "amount": str(rule.amount_on(on)) if eligible else None,
         "conditions": verdicts,
     }
+
+
+def person_evaluate(
+    rule: EntitlementRule, rows: Mapping[str, Sequence[Mapping[str, Any]]], *, on: dt.date
+) -> dict[str, Any]:
+    """One person's verdict with each condition's: the report a grant's facts stand for."""
+    verdicts = [_judge(c, rows.get(c.dataset or "") or [], on) for c in rule.conditions_on(on)]
+    return _report(rule, on, verdicts)
+
+
+# --- the facts of many grants, and their report ---------------------------------------------
+#
+# A grant stores only what was observed per condition (row count, age, recorded value),
+# built column-wise for a whole chunk of grants as JSON text; the full report (each
+# condition's description, legal reference and verdict) is rebuilt from the rule version
+# when it is shown, and equals what `person_evaluate` says for that person (a property test
+# holds the two to it). A new condition kind adds its observed values in `_observed` and
+# its report entry in `_met`.
+
+
+def _json_text(text: pa.Array) -> pa.Array:
+    """Each value as a JSON string literal (null stays null)."""
+    escaped = pc.replace_substring(text, pattern="\\", replacement="\\\\")
+    escaped = pc.replace_substring(escaped, pattern='"', replacement='\\"')
+    if pc.any(pc.match_substring_regex(escaped, "[\\x00-\\x1f]")).as_py():
+        for code in range(32):
+            escaped = pc.replace_substring(escaped, chr(code), f"\\u{code:04x}")
+    return pc.binary_join_element_wise('"', escaped, '"', "")
+
+
+def _per_subject(grouped: pa.Table, subjects: pa.Array, column: str) -> pa.Array:
+    """A grouped column aligned with `subjects` (null for a subject with no row)."""
+    return grouped[column].take(pc.index_in(subjects, value_set=grouped["subject"]))
+
+
+def _observed(
+    condition: Condition, table: pa.Table, subjects: pa.Array, on: dt.date
+) -> list[pa.Array | str]:
+    """The JSON members of the condition's observed values, per subject, as text pieces."""
+    mask = pc.and_(
+        pc.is_in(table["subject"], value_set=subjects),
+        _where_mask(table, condition.params.get("where") or {}),
+    )
+    rows = table.filter(mask)
+    aggregations: list[tuple[str, str]] = [("subject", "count")]
+    if condition.kind == "age_at_least":
+        name = str(condition.params.get("field") or "birth_date")
+        rows = rows.append_column("observed", rows[name])
+        aggregations.append(("observed", "min"))
+    elif condition.kind == "field_in":
+        name = str(condition.params["field"])
+        rows = rows.append_column("observed", rows[name].cast(pa.string()))
+        aggregations.append(("observed", "first"))  # the first recorded, as one person's
+    # Unthreaded: "first" follows the rows' order, as the single-person evaluator does.
+    grouped = rows.group_by("subject", use_threads=False).aggregate(aggregations)
+    count = pc.fill_null(_per_subject(grouped, subjects, "subject_count"), 0)
+    pieces: list[pa.Array | str] = ['"rows":', count.cast(pa.string())]
+    if condition.kind == "age_at_least":
+        born = _per_subject(grouped, subjects, "observed_min")
+        later = pc.or_(
+            pc.greater(pc.month(born), on.month),
+            pc.and_(pc.equal(pc.month(born), on.month), pc.greater(pc.day(born), on.day)),
+        )
+        age = pc.subtract(pc.subtract(on.year, pc.year(born)), later.cast(pa.int64()))
+        pieces += [',"age":', pc.fill_null(age.cast(pa.string()), "null")]
+    elif condition.kind == "field_in":
+        value = _json_text(_per_subject(grouped, subjects, "observed_first"))
+        pieces += [',"value":', pc.fill_null(value, "null")]
+    return pieces
+
+
+def facts_build(
+    rule: EntitlementRule, snapshot: Snapshot, subjects: pa.Array, *, on: dt.date
+) -> pa.Array:
+    """The stored facts of each of `subjects` (eligible people of the snapshot), as JSON
+    text: the rule version, the date, and per condition what was observed."""
+    head = json.dumps(
+        {"rule": rule.code, "version": rule.version, "evaluated_on": on.isoformat()},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    pieces: list[pa.Array | str] = [head[:-1] + ',"observed":{']
+    for n, condition in enumerate(rule.conditions_on(on)):
+        table = snapshot.tables[condition.dataset or ""]
+        pieces.append(("," if n else "") + json.dumps(condition.id) + ":{")
+        pieces += _observed(condition, table, subjects, on)
+        pieces.append("}")
+    pieces.append("}}")
+    if not len(subjects):
+        return pa.array([], pa.string())
+    return pc.binary_join_element_wise(*pieces, "")
+
+
+def _met(condition: Condition, seen: Mapping[str, Any], on: dt.date) -> dict[str, Any]:
+    """A condition's report entry for a grant, from what was observed when it was made."""
+    observed: dict[str, Any] = {"dataset": condition.dataset or "", "rows": seen.get("rows")}
+    if condition.kind == "age_at_least":
+        observed |= {"age": seen.get("age"), "years": int(condition.parameter("years", on))}
+    elif condition.kind == "field_in":
+        allowed, prefixes = _expected(condition)
+        observed |= {
+            "field": str(condition.params["field"]),
+            "value": seen.get("value"),
+            "expected": allowed + [f"{p}…" for p in prefixes],
+        }
+    return _entry(condition) | {"passed": True, "reason": "met", "observed": observed}
+
+
+def facts_report(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """A grant's report in `person_evaluate`'s form, from its stored facts (a report
+    stored whole, as grants made before facts were stored compactly hold, is as it is)."""
+    if "conditions" in facts:
+        return dict(facts)
+    on = dt.date.fromisoformat(str(facts["evaluated_on"]))
+    rule = next(
+        (
+            r
+            for r in entitlement_rules_all()
+            if r.code == facts.get("rule") and r.version == facts.get("version")
+        ),
+        None,
+    )
+    if rule is None:  # the version left the rule book: only what was stored is known
+        return dict(facts) | {"name": facts.get("rule"), "eligible": True, "conditions": []}
+    observed = facts.get("observed") or {}
+    return _report(
+        rule, on, [_met(c, observed.get(c.id) or {}, on) for c in rule.conditions_on(on)]
+    )

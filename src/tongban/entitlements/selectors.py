@@ -2,13 +2,15 @@
 
 from typing import Any
 
-from django.db.models import QuerySet
+import pyarrow as pa
+from django.db.models import F, QuerySet
 
 from tongban.cases.mandates import mandates_held
 from tongban.people.models import Person, User
 
+from .bulk import pairs_digest, queryset_table
 from .errors import EntitlementNotFound
-from .models import Entitlement
+from .models import Entitlement, EntitlementRun
 from .rulebook import entitlement_rules_all
 
 
@@ -53,3 +55,17 @@ def entitlements_to_review(user: User) -> QuerySet[Entitlement]:
         .select_related("person")
         .order_by("review_at", "pk")
     )
+
+
+def grant_batch_digest(*, run: EntitlementRun, bucket: int, buckets: int) -> tuple[int, str]:
+    """The count and digest of the grants a run made in one bucket, recomputed from the
+    rows, to compare with the run's `entitlement.grant_batch` audit entry."""
+    rows = (
+        Entitlement.objects.filter(granted_by_run=run)
+        .annotate(bucket=F("person_id") % buckets)
+        .filter(bucket=bucket)
+        .values_list("person_id", "pk")
+        .order_by()
+    )
+    table = queryset_table(rows, pa.schema([("person", pa.int64()), ("id", pa.int64())]))
+    return table.num_rows, pairs_digest(table["person"], table["id"])

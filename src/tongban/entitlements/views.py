@@ -23,6 +23,7 @@ from tongban.people.models import Person, User
 
 from . import selectors, services
 from .errors import EntitlementNotFound, RuleNotFound
+from .evaluate import facts_report
 from .models import Entitlement, EntitlementRun
 from .rulebook import EntitlementRule, entitlement_rules_all
 
@@ -60,11 +61,13 @@ class DeclineForm(forms.Form):
 
 
 def _explained(entitlement: Entitlement) -> dict[str, Any]:
+    """The grant with its report: each condition, what was observed and why it held."""
+    report = facts_report(entitlement.facts)
     conditions = [
         dict(entry) | {"explanation": condition_explanation(entry)}
-        for entry in entitlement.facts.get("conditions") or []
+        for entry in report.get("conditions") or []
     ]
-    return {"entitlement": entitlement, "facts": entitlement.facts, "conditions": conditions}
+    return {"entitlement": entitlement, "facts": report, "conditions": conditions}
 
 
 @resident_required

@@ -1,12 +1,15 @@
-"""`tongban entitlements run [RULE] [--dry-run]`: run the entitlement rules (免申即享) over
-the population now, with progress on stderr and each run's counts."""
+"""`tongban entitlements run [RULE] [--dry-run] [--snapshot DIR]`: run the entitlement rules
+(免申即享) over the population now, with progress on stderr and each run's counts;
+`tongban entitlements snapshot DIR [RULE]`: take the Parquet snapshot such runs read."""
 
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tongban.core.errors import TongbanError
-from tongban.entitlements.services import entitlements_run
+from tongban.entitlements.services import entitlements_run, entitlements_snapshot
+from tongban.entitlements.snapshot import BUCKET_PERSONS
 
 ACTOR = "system:entitlements-run"
 
@@ -21,6 +24,19 @@ class Command(BaseCommand):
         run.add_argument(
             "--dry-run", action="store_true", help="count who would change, write nothing"
         )
+        run.add_argument(
+            "--snapshot", type=Path, help="read this snapshot (default: take one for the run)"
+        )
+        snapshot = commands.add_parser("snapshot", help="take a snapshot for later runs")
+        snapshot.add_argument("directory", type=Path, help="a new or empty directory")
+        snapshot.add_argument("rule", nargs="?", help="only the fields this rule reads")
+        for command in (run, snapshot):
+            command.add_argument(
+                "--bucket",
+                type=int,
+                default=BUCKET_PERSONS,
+                help="people per bucket read at a time (bounds the memory a run takes)",
+            )
 
     def handle(self, *args: Any, **options: Any) -> None:
         def progress(what: str, done: int, total: int) -> None:
@@ -32,8 +48,27 @@ class Command(BaseCommand):
             )
 
         try:
+            if options["command"] == "snapshot":
+                manifest = entitlements_snapshot(
+                    actor=ACTOR,
+                    directory=options["directory"],
+                    rule=options["rule"],
+                    bucket_persons=options["bucket"],
+                    progress=progress,
+                )
+                rows = ", ".join(f"{d['rows']} {code}" for code, d in manifest["datasets"].items())
+                self.stdout.write(
+                    f"snapshot of {manifest['persons']} persons ({rows}) in "
+                    f"{manifest['buckets']} buckets: {options['directory']}"
+                )
+                return
             outcomes = entitlements_run(
-                rule=options["rule"], dry_run=options["dry_run"], actor=ACTOR, progress=progress
+                rule=options["rule"],
+                dry_run=options["dry_run"],
+                actor=ACTOR,
+                progress=progress,
+                snapshot=options["snapshot"],
+                bucket_persons=options["bucket"],
             )
         except TongbanError as error:
             raise CommandError(f"{error.code}: {error.message}") from error
