@@ -97,20 +97,34 @@ def birth_limit(on: dt.date, years: int) -> dt.date:
         return dt.date(on.year - years, 2, 28)
 
 
+def _by_value(column: pa.ChunkedArray | pa.Array, test: Callable[[pa.Array], pa.Array]) -> Any:
+    """`test` over a column's values; over a dictionary-encoded column (a snapshot reads
+    text columns so: a register's codes repeat) it runs once per distinct value."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    results = [
+        test(c.dictionary).take(c.indices) if pa.types.is_dictionary(c.type) else test(c)
+        for c in chunks
+    ]
+    return pa.chunked_array(results, type=pa.bool_())
+
+
 def _where_mask(table: pa.Table, where: Mapping[str, Any]) -> pa.Array:
     mask = pc.is_valid(table["subject"])
     for key, wanted in where.items():
         options = wanted if isinstance(wanted, list) else [wanted]
         column = table[key]
+        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
         try:
-            allowed = pa.array(options).cast(column.type)
+            allowed = pa.array(options).cast(kind)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            allowed = pa.array([], type=column.type)  # no option has the column's type
-        mask = pc.and_(mask, pc.fill_null(pc.is_in(column, value_set=allowed), False))
+            allowed = pa.array([], type=kind)  # no option has the column's type
+        matched = _by_value(column, lambda values: pc.is_in(values, value_set=allowed))  # noqa: B023
+        mask = pc.and_(mask, pc.fill_null(matched, False))
     return mask
 
 
 def _rows_passing(condition: Condition, table: pa.Table, on: dt.date) -> pa.Array:
+    """Which rows of the table pass the condition (for row_absent: which rows exclude)."""
     mask = _where_mask(table, condition.params.get("where") or {})
     if condition.kind == "age_at_least":
         years = int(condition.parameter("years", on))
@@ -118,25 +132,48 @@ def _rows_passing(condition: Condition, table: pa.Table, on: dt.date) -> pa.Arra
         limit = pa.scalar(birth_limit(on, years), type=pa.date32())
         mask = pc.and_(mask, pc.fill_null(pc.less_equal(born, limit), False))
     elif condition.kind == "field_in":
-        text = table[str(condition.params["field"])].cast(pa.string())
         values = pa.array([str(v) for v in condition.params.get("values") or []], pa.string())
-        matched = pc.is_in(text, value_set=values)
-        for prefix in condition.params.get("prefixes") or []:
-            matched = pc.or_(matched, pc.starts_with(text, pattern=str(prefix)))
+        prefixes = [str(p) for p in condition.params.get("prefixes") or []]
+
+        def listed(column: pa.Array) -> pa.Array:
+            text = column.cast(pa.string())
+            matched = pc.is_in(text, value_set=values)
+            for prefix in prefixes:
+                matched = pc.or_(matched, pc.starts_with(text, pattern=prefix))
+            return matched
+
+        matched = _by_value(table[str(condition.params["field"])], listed)
         mask = pc.and_(mask, pc.fill_null(matched, False))
-    return table["subject"].filter(mask)
+    return mask
+
+
+def _aligned(table: pa.Table, subjects: pa.Array) -> bool:
+    """Whether the table holds one row per subject, in the subjects' order (the common
+    case of a register with a row per person): then a row's verdict is its subject's."""
+    if table.num_rows != len(subjects):
+        return False
+    return bool(pc.all(pc.equal(table["subject"].combine_chunks(), subjects)).as_py())
 
 
 def batch_evaluate(rule: EntitlementRule, snapshot: Snapshot, *, on: dt.date) -> pa.Array:
     """For each subject of the snapshot, whether every condition in force holds."""
     eligible = pc.is_valid(snapshot.subjects)
+    aligned: dict[str, bool] = {}
     for condition in rule.conditions_on(on):
-        passing = _rows_passing(condition, snapshot.tables[condition.dataset or ""], on)
-        found = pc.is_in(snapshot.subjects, value_set=pc.unique(passing))
+        code = condition.dataset or ""
+        table = snapshot.tables[code]
+        passing = _rows_passing(condition, table, on)
+        if code not in aligned:
+            aligned[code] = _aligned(table, snapshot.subjects)
+        if aligned[code]:
+            found = passing
+        else:
+            subjects = table["subject"].filter(passing)
+            found = pc.is_in(snapshot.subjects, value_set=pc.unique(subjects))
         if condition.kind == "row_absent":
             found = pc.invert(found)
         eligible = pc.and_(eligible, found)
-    return eligible
+    return eligible.combine_chunks() if isinstance(eligible, pa.ChunkedArray) else eligible
 
 
 def eligible_subjects(rule: EntitlementRule, snapshot: Snapshot, *, on: dt.date) -> list[Any]:

@@ -38,10 +38,16 @@ BUCKET_PERSONS = 1_000_000
 PERSONS = "persons"
 
 
-def _schema(types: Mapping[str, str]) -> pa.Schema:
-    """A bucket file's columns: the person id, then each field typed by its catalog type."""
+def _schema(types: Mapping[str, str], *, encoded: bool = False) -> pa.Schema:
+    """A bucket file's columns: the person id, then each field typed by its catalog type
+    (text dictionary-encoded when `encoded`, as it is read back)."""
     empty = pa.array([], pa.string())
-    fields = [pa.field(name, column_typed(empty, kind).type) for name, kind in types.items()]
+    fields = []
+    for name, kind in types.items():
+        type_ = column_typed(empty, kind).type
+        if encoded and type_ == pa.string():
+            type_ = pa.dictionary(pa.int32(), pa.string())
+        fields.append(pa.field(name, type_))
     return pa.schema([pa.field("subject", pa.int64()), *fields])
 
 
@@ -172,10 +178,13 @@ def snapshot_manifest(directory: Path, needs: Mapping[str, set[str]]) -> dict[st
     return manifest
 
 
-def _bucket_table(path: Path, columns: list[str], schema: pa.Schema) -> pa.Table:
+def _bucket_table(path: Path, schema: pa.Schema) -> pa.Table:
     if not path.exists():  # no row fell in this bucket
         return schema.empty_table()
-    return pq.read_table(path, columns=columns)
+    # Text stays dictionary-encoded as Parquet stores it: fewer bytes, and a condition
+    # on it is tested once per distinct value.
+    encoded = [f.name for f in schema if pa.types.is_dictionary(f.type)]
+    return pq.read_table(path, columns=schema.names, read_dictionary=encoded)
 
 
 def snapshot_chunks(
@@ -185,11 +194,14 @@ def snapshot_chunks(
     fields `needs` names)."""
     manifest = snapshot_manifest(directory, needs)
     for bucket in range(manifest["buckets"]):
-        people = _bucket_table(directory / PERSONS / f"{bucket}.parquet", ["subject"], _schema({}))
+        # In person order (rows of one person keep theirs), so that a register with a row
+        # per person lines up with the people and is evaluated without a join.
+        path = directory / PERSONS / f"{bucket}.parquet"
+        people = _bucket_table(path, _schema({})).sort_by("subject")
         tables = {}
         for code, fields in sorted(needs.items()):
             held = manifest["datasets"][code]["fields"]
-            schema = _schema({name: held[name] for name in sorted(fields)})
+            schema = _schema({name: held[name] for name in sorted(fields)}, encoded=True)
             path = directory / code / f"{bucket}.parquet"
-            tables[code] = _bucket_table(path, schema.names, schema)
+            tables[code] = _bucket_table(path, schema).sort_by("subject")
         yield bucket, Snapshot(subjects=people["subject"].combine_chunks(), tables=tables)
