@@ -25,25 +25,33 @@ COPY_BLOCK = 8 << 20
 
 
 class _CopyStream(io.RawIOBase):
-    """A COPY TO STDOUT as a readable binary file, for Arrow's CSV reader."""
+    """A COPY TO STDOUT as a readable binary file, for Arrow's CSV reader. The server
+    sends a row per message: a read gathers rows until it has the bytes asked for."""
 
     def __init__(self, copy: Any) -> None:
         self.copy = copy
-        self.pending = bytes(copy.read())  # the first block: empty when no row came
+        self.pending = bytes(copy.read())  # the first row: empty when no row came
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
-        while not self.pending:
+    def read(self, size: int = -1) -> bytes:
+        blocks, total = [self.pending], len(self.pending)
+        while size < 0 or total < size:
             block = self.copy.read()
             if not block:
-                return 0
-            self.pending = bytes(block)
-        size = min(len(buffer), len(self.pending))
-        buffer[:size] = self.pending[:size]
-        self.pending = self.pending[size:]
-        return size
+                break
+            blocks.append(bytes(block))
+            total += len(block)
+        data = b"".join(blocks)
+        cut = len(data) if size < 0 else size
+        self.pending = data[cut:]
+        return data[:cut]
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _literal(sql: str, params: Sequence[Any]) -> str:
