@@ -19,10 +19,11 @@ from tongban.audit.selectors import verify_log
 from tongban.entitlements.bulk import pairs_digest, rows_append
 from tongban.entitlements.errors import SnapshotInvalid
 from tongban.entitlements.models import Entitlement, EntitlementRun
+from tongban.entitlements.selectors import entitlement_history as selectors_history
 from tongban.entitlements.selectors import grant_batch_digest
 from tongban.entitlements.services import entitlements_run, entitlements_snapshot
 from tongban.entitlements.snapshot import snapshot_chunks
-from tongban.exchange.models import Record
+from tongban.exchange.models import Dataset, Record
 from tongban.people.models import Person
 
 from .factories import ON, civil_affairs_with_grant, resident
@@ -108,9 +109,26 @@ def test_a_snapshot_without_a_field_the_rule_reads_is_refused(
 
 def test_chunks_are_read_one_at_a_time(tmp_path: Path) -> None:
     civil_affairs_with_grant()
-    for n in range(60):
-        resident(born=dt.date(1930 + n, 1, 1))
-    entitlements_snapshot(actor="test", directory=tmp_path, rule=RULE, on=ON, bucket_persons=10)
+    population = Dataset.objects.get(code="population")
+    people = Person.objects.bulk_create(
+        Person(
+            resident_id=f"370102{n:012d}",
+            name="居民",
+            birth_date=dt.date(1930, 1, 1) + dt.timedelta(days=n),
+            sex="F",
+            division_code="370102",
+        )
+        for n in range(3000)
+    )
+    Record.objects.bulk_create(
+        Record(
+            dataset=population,
+            subject=p.resident_id,
+            data={"birth_date": p.birth_date.isoformat(), "division_code": "370102", "alive": True},
+        )
+        for p in people
+    )
+    entitlements_snapshot(actor="test", directory=tmp_path, rule=RULE, on=ON, bucket_persons=250)
 
     baseline = pa.total_allocated_bytes()
     peak = 0
@@ -122,8 +140,8 @@ def test_chunks_are_read_one_at_a_time(tmp_path: Path) -> None:
     held = list(snapshot_chunks(tmp_path, NEEDS))
     whole = pa.total_allocated_bytes() - baseline
 
-    assert sizes == [10] * 6 and len(held) == 6
-    assert peak * 2 < whole  # one bucket in memory at a time, never all six
+    assert sizes == [250] * 12 and len(held) == 12
+    assert peak * 3 < whole  # one bucket in memory at a time (and what reading it takes)
 
 
 def test_a_run_in_many_buckets_grants_what_a_run_in_one_does(town: list[Person]) -> None:
@@ -209,3 +227,21 @@ def test_bulk_rows_are_the_rows_the_orm_writes(town: list[Person]) -> None:
         del row["id"], row["person_id"]
     assert bulk == orm
     assert bulk["facts"] == facts and bulk["granted_at"] == now
+
+
+def test_a_grants_history_names_the_runs_that_touched_it(town: list[Person]) -> None:
+    entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=4)
+    grant = Entitlement.objects.order_by("pk").first()
+    assert grant is not None
+    entitlements_run(rule=RULE, actor="test", on=dt.date(2026, 7, 1), bucket_persons=4)
+
+    history = selectors_history(grant)
+
+    assert [e.action for e in history] == [
+        "entitlement.grant_batch",
+        "entitlement.run",
+        "entitlement.revalue_batch",
+    ]
+    assert all(
+        (e.after or {}).get("bucket", grant.person_id % 3) == grant.person_id % 3 for e in history
+    )

@@ -5,6 +5,8 @@ from typing import Any
 import pyarrow as pa
 from django.db.models import F, QuerySet
 
+from tongban.audit.models import AuditEntry
+from tongban.audit.selectors import entries_for_target
 from tongban.cases.mandates import mandates_held
 from tongban.people.models import Person, User
 
@@ -69,3 +71,26 @@ def grant_batch_digest(*, run: EntitlementRun, bucket: int, buckets: int) -> tup
     )
     table = queryset_table(rows, pa.schema([("person", pa.int64()), ("id", pa.int64())]))
     return table.num_rows, pairs_digest(table["person"], table["id"])
+
+
+def entitlement_history(entitlement: Entitlement) -> list[AuditEntry]:
+    """Who touched this grant, oldest first: the run that made it (its entry, and the
+    bulk entry of the bucket the holder fell in, whose digest names the grant), bulk
+    entries of later runs that sent it to review or changed its amount in that bucket,
+    and the grant's own entries (declined, review decided)."""
+    runs = AuditEntry.objects.filter(
+        object_type=EntitlementRun._meta.label_lower, after__rule=entitlement.rule_code
+    ).order_by("seq")
+    made = str(entitlement.granted_by_run_id)
+    found = []
+    for entry in runs:
+        after = entry.after or {}
+        if "bucket" in after:
+            if entitlement.person_id % after["buckets"] != after["bucket"]:
+                continue
+            if entry.action == "entitlement.grant_batch" and entry.object_id != made:
+                continue
+        elif entry.object_id != made:
+            continue
+        found.append(entry)
+    return sorted([*found, *entries_for_target(target=entitlement)], key=lambda e: e.seq)
