@@ -108,10 +108,12 @@ def _copy_into(
             columns = [batch.column(0)]
             columns += [column_typed(batch.column(name), types[name]) for name in types]
             writer.write(pa.record_batch(columns, schema=writer.schema))
-            if progress:
-                progress(what, min(writer.rows, total), total)
+            if progress and writer.rows < total:
+                progress(what, writer.rows, total)
     finally:
         writer.close()
+    if progress:  # done (rows about no registered person were left out)
+        progress(what, writer.rows, writer.rows)
 
 
 def snapshot_export(
