@@ -26,7 +26,7 @@ STAMP := $(VENV)/.tongban-installed
 export TONGBAN_DATA_DIR ?= $(CURDIR)/var
 
 .PHONY: help demo install test check-migrations test-sqlite test-postgres test-browser \
-	system-packages compile-messages messages bench bench-postgres lint lock clean distclean
+	system-packages compile-messages messages bench bench-postgres openfisca lint lock clean distclean
 
 help:
 	@echo "make demo      bootstrap .venv, install, migrate, seed the demo city, serve on $(HOST):$(PORT)"
@@ -34,7 +34,8 @@ help:
 	echo "               (stages alone: make check-migrations | test-sqlite | test-postgres | test-browser;"
 	echo "                extra pytest options: make test-sqlite PYTEST_ARGS='-k audit -x')"
 	echo "make lint      ruff and mypy"
-	echo "make bench     the benchmarks in benchmarks/bench_*.py (on PostgreSQL: make bench-postgres)"
+	echo "make bench     the benchmarks in benchmarks/bench_*.py (on PostgreSQL: make bench-postgres;"
+	echo "               the entitlement bench's baseline, openfisca-core, goes into var/bench-openfisca)"
 	echo "make messages  extract the zh_Hans message catalogue and compile it"
 	echo "make lock      regenerate requirements.lock from pyproject.toml in a clean venv"
 	echo "make clean     remove caches and build artifacts (distclean: also .venv and var/)"
@@ -151,12 +152,24 @@ test-browser: install
 
 # --- the rest --------------------------------------------------------------------------
 
-bench: install
-	@$(BIN)/python benchmarks/run.py
+# OpenFisca-core, the baseline of the entitlement benchmark, lives in a virtualenv of its
+# own: it pins its own numpy and pytest, which must not change the project's.
+OPENFISCA_VENV := $(TONGBAN_DATA_DIR)/bench-openfisca
 
-bench-postgres: install
+$(OPENFISCA_VENV)/bin/python: | $(BIN)/python
+	@echo "==> installing openfisca-core into $(OPENFISCA_VENV) (the entitlement bench's baseline)"
+	$(BIN)/python -m venv $(OPENFISCA_VENV)
+	$(OPENFISCA_VENV)/bin/pip install --quiet --disable-pip-version-check openfisca-core==46.0.1 pyarrow==26.0.1 \
+		|| { echo "==> openfisca-core could not be installed: its rows are skipped"; rm -rf $(OPENFISCA_VENV); }
+
+openfisca: $(OPENFISCA_VENV)/bin/python
+
+bench: install openfisca
+	@BENCH_OPENFISCA_PYTHON=$(OPENFISCA_VENV)/bin/python $(BIN)/python benchmarks/run.py
+
+bench-postgres: install openfisca
 	@scripts/system-packages.sh postgresql
-	scripts/with-postgres.sh $(BIN)/python benchmarks/run.py
+	BENCH_OPENFISCA_PYTHON=$(OPENFISCA_VENV)/bin/python scripts/with-postgres.sh $(BIN)/python benchmarks/run.py
 
 lint: install
 	@status=0

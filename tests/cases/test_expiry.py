@@ -635,7 +635,7 @@ def test_a_citizen_sees_only_their_own_reminders(client, city):
     page = client.get(reverse("cases:messages")).content.decode()
     listed = client.get("/api/v1/cases/notifications").json()
 
-    assert "in 30 days" in page and "in 7 days" not in page
+    assert "还剩 30 天" in page and "还剩 7 天" not in page  # stored in the platform language
     assert [(m["event"], m["link"] != "") for m in listed["items"]] == [("license_expiry", True)]
     assert Notification.objects.get(pk=listed["items"][0]["id"]).user == user
 

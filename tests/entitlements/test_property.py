@@ -1,17 +1,27 @@
 """Batch and single-person evaluation agree on generated populations: for every person,
 the population sweep grants exactly when the explained evaluation says every condition
-holds. People have no row, one, or several; fields may be missing. Every condition kind is
-covered, in a mixed rule and alone."""
+holds, and the facts stored for a grant (built for all the eligible at once) report exactly
+what the single-person evaluation says. People have no row, one, or several; fields may be
+missing. Every condition kind is covered, in a mixed rule and alone."""
 
 import datetime as dt
+import json
 from dataclasses import replace
 from typing import Any
+from unittest import mock
 
 import pyarrow as pa
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from tongban.entitlements.evaluate import Snapshot, eligible_subjects, person_evaluate, table_build
+from tongban.entitlements.evaluate import (
+    Snapshot,
+    eligible_subjects,
+    facts_build,
+    facts_report,
+    person_evaluate,
+    table_build,
+)
 from tongban.entitlements.rulebook import entitlement_rules_all, entitlement_rules_parse
 
 from .factories import catalog_types
@@ -92,7 +102,11 @@ MIXED = entitlement_rules_parse(
     }
 )
 # Each condition alone as well: in the rule above, one failing condition hides the others.
-SINGLE = tuple(replace(rule, conditions=(c,)) for rule in MIXED for c in rule.conditions)
+SINGLE = tuple(
+    replace(rule, code=f"{rule.code}_{c.id}", conditions=(c,))
+    for rule in MIXED
+    for c in rule.conditions
+)
 RULES = entitlement_rules_all() + MIXED + SINGLE
 
 population_rows = st.fixed_dictionaries(
@@ -159,7 +173,24 @@ def test_batch_and_single_person_agree(
     }
     snapshot = Snapshot(subjects=pa.array(subjects, type=pa.string()), tables=tables)
 
-    batch = set(eligible_subjects(rule, snapshot, on=on))
+    batch = eligible_subjects(rule, snapshot, on=on)
+    # Text read from a snapshot's Parquet is dictionary-encoded: the same verdicts.
+    encoded = {
+        code: pa.table(
+            {
+                name: t[name].dictionary_encode() if t[name].type == pa.string() else t[name]
+                for name in t.column_names
+            }
+            | {"subject": t["subject"]}
+        )
+        for code, t in tables.items()
+    }
+    assert eligible_subjects(rule, Snapshot(snapshot.subjects, encoded), on=on) == batch
     facts = snapshot.rows_for(subjects)
-    single = {s for s in subjects if person_evaluate(rule, facts[s], on=on)["eligible"]}
-    assert batch == single
+    reports = {s: person_evaluate(rule, facts[s], on=on) for s in subjects}
+    assert set(batch) == {s for s, report in reports.items() if report["eligible"]}
+    # The facts a grant stores, built for all at once, report what the person's says.
+    stored = facts_build(rule, snapshot, pa.array(batch, type=pa.string()), on=on)
+    with mock.patch("tongban.entitlements.evaluate.entitlement_rules_all", return_value=RULES):
+        for subject, text in zip(batch, stored.to_pylist(), strict=True):
+            assert facts_report(json.loads(text)) == reports[subject]

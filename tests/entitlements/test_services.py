@@ -2,6 +2,7 @@
 lost eligibility sent to review, dry runs, the grant check, and who may decline."""
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -11,6 +12,7 @@ from tests.people.factories import make_user
 from tongban.audit.models import AuditEntry
 from tongban.cases.models import Notification
 from tongban.entitlements.errors import DataNotGranted, EntitlementNotFound, RuleNotFound
+from tongban.entitlements.evaluate import facts_report
 from tongban.entitlements.models import Entitlement, EntitlementRun
 from tongban.entitlements.services import entitlement_decline, entitlements_run
 from tongban.people.models import Department, User
@@ -55,9 +57,11 @@ def test_grants_the_eligible_with_facts_audit_and_notice(town: dict) -> None:
     grant = held.get(person=town["elder"])
     assert grant.status == "granted" and str(grant.amount) == "100.00"
     assert grant.rule_version == "2024-01-01" and grant.granted_by_run == run
-    assert [c["id"] for c in grant.facts["conditions"]] == ["aged", "registered_here", "alive"]
-    assert grant.facts["conditions"][0]["observed"]["age"] == 85
-    assert AuditEntry.objects.filter(action="entitlement.grant").count() == 2
+    report = facts_report(grant.facts)
+    assert [c["id"] for c in report["conditions"]] == ["aged", "registered_here", "alive"]
+    assert report["conditions"][0]["observed"]["age"] == 85
+    (batch,) = AuditEntry.objects.filter(action="entitlement.grant_batch")
+    assert (batch.after or {})["count"] == 2 and batch.object_id == str(run.pk)
     audited = AuditEntry.objects.get(action="entitlement.run").after or {}
     assert audited["granted"] == 2
     assert audited["fields"] == {"population": ["alive", "birth_date", "division_code"]}
@@ -77,9 +81,8 @@ def test_a_new_amount_applies_to_the_grants_held_from_its_date(town: dict) -> No
 
     assert later.run.revalued == 2 and later.run.unchanged == 0 and later.run.granted == 0
     assert {str(e.amount) for e in Entitlement.objects.all()} == {"120.00"}
-    revalue = AuditEntry.objects.filter(action="entitlement.revalue")
-    assert revalue.count() == 2
-    assert {(e.before or {}).get("amount") for e in revalue} == {"100.00"}
+    (revalue,) = AuditEntry.objects.filter(action="entitlement.revalue_batch")
+    assert (revalue.after or {})["count"] == 2 and (revalue.after or {})["amount"] == "120.00"
     (again,) = entitlements_run(rule=RULE, actor="test", on=dt.date(2026, 7, 2))
     assert again.run.revalued == 0 and again.run.unchanged == 2
 
@@ -120,7 +123,8 @@ def test_lost_eligibility_goes_to_review_never_ended(town: dict) -> None:
     grant = Entitlement.objects.get(person=town["elder"])
     assert grant.status == "review" and grant.review_at is not None
     assert again.to_review == 1 and again.unchanged == 1
-    assert AuditEntry.objects.filter(action="entitlement.review").count() == 1
+    (review,) = AuditEntry.objects.filter(action="entitlement.review_batch")
+    assert (review.after or {})["count"] == 1 and (review.after or {})["status"] == "review"
     assert _run().to_review == 0  # already flagged: nothing more
 
 
@@ -228,3 +232,13 @@ def test_the_tax_grant_is_still_needed_for_the_renewal() -> None:
     load_datasets("minimum_living", "tax")
     with pytest.raises(DataNotGranted):
         entitlements_run(rule="minimum_living_renewal", actor="test", on=ON)
+
+
+def test_command_takes_a_snapshot_and_runs_on_it(
+    town: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    call_command("entitlements", "snapshot", str(tmp_path / "s"), RULE, "--bucket", "2")
+    assert "snapshot of 5 persons (5 population) in 3 buckets" in capsys.readouterr().out
+    call_command("entitlements", "run", RULE, "--snapshot", str(tmp_path / "s"))
+    assert "2 granted" in capsys.readouterr().out
+    assert Entitlement.objects.count() == 2

@@ -53,3 +53,14 @@ class VerificationNotPending(ConflictError):
 class VerificationNotConfigured(NotFoundError):
     code = "verification_not_configured"
     default_message = _("No benefit in force of that name is verified from data.")
+
+
+class SnapshotInvalid(ValidationError):
+    """A snapshot directory that cannot be read or written as one (details: `reason`,
+    one of exists, unreadable, format, fields_missing, and the dataset)."""
+
+    code = "entitlement_snapshot_invalid"
+    default_message = _(
+        "The snapshot cannot be used: it is missing, of another format, lacks a field the "
+        "rules read, or a snapshot is already there."
+    )

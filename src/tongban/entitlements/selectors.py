@@ -2,15 +2,19 @@
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+import pyarrow as pa
+from django.db.models import F, Q, QuerySet
 
+from tongban.audit.models import AuditEntry
+from tongban.audit.selectors import entries_for_target
 from tongban.audit.services import audit_record
 from tongban.cases.mandates import mandates_held
 from tongban.exchange.models import Record
 from tongban.people.models import Person, User
 
+from .bulk import pairs_digest, queryset_table
 from .errors import EntitlementNotFound
-from .models import Entitlement
+from .models import Entitlement, EntitlementRun
 from .rulebook import entitlement_rules_all
 
 
@@ -84,3 +88,40 @@ def entitlements_of_children(user: User) -> list[tuple[Person, list[Entitlement]
             purpose="监护人查看子女待遇",
         )
     return list(found.items())
+
+
+def grant_batch_digest(*, run: EntitlementRun, bucket: int, buckets: int) -> tuple[int, str]:
+    """The count and digest of the grants a run made in one bucket, recomputed from the
+    rows, to compare with the run's `entitlement.grant_batch` audit entry."""
+    rows = (
+        Entitlement.objects.filter(granted_by_run=run)
+        .annotate(bucket=F("person_id") % buckets)
+        .filter(bucket=bucket)
+        .values_list("person_id", "pk")
+        .order_by()
+    )
+    table = queryset_table(rows, pa.schema([("person", pa.int64()), ("id", pa.int64())]))
+    return table.num_rows, pairs_digest(table["person"], table["id"])
+
+
+def entitlement_history(entitlement: Entitlement) -> list[AuditEntry]:
+    """Who touched this grant, oldest first: the run that made it (its entry, and the
+    bulk entry of the bucket the holder fell in, whose digest names the grant), bulk
+    entries of later runs that sent it to review or changed its amount in that bucket,
+    and the grant's own entries (declined, review decided)."""
+    runs = AuditEntry.objects.filter(
+        object_type=EntitlementRun._meta.label_lower, after__rule=entitlement.rule_code
+    ).order_by("seq")
+    made = str(entitlement.granted_by_run_id)
+    found = []
+    for entry in runs:
+        after = entry.after or {}
+        if "bucket" in after:
+            if entitlement.person_id % after["buckets"] != after["bucket"]:
+                continue
+            if entry.action == "entitlement.grant_batch" and entry.object_id != made:
+                continue
+        elif entry.object_id != made:
+            continue
+        found.append(entry)
+    return sorted([*found, *entries_for_target(target=entitlement)], key=lambda e: e.seq)

@@ -1,27 +1,42 @@
 """Running entitlement rules over the population (免申即享) and declining a grant.
 
-A run reads a snapshot of the base databases under the granting department's sharing
-grants, evaluates the rule for everyone at once, and compares the result with what people
-already hold: the newly eligible are granted (in bulk, each grant audited and told in-app),
-holders who no longer qualify go to human review (never ended silently), and those who
-declined are left alone. The same rule on the same data changes nothing the second time."""
+A run reads a columnar snapshot of the base databases (Parquet, taken under the granting
+department's sharing grants: by `entitlements_snapshot`, or by the run itself), one bucket
+of people at a time, evaluates the rule for the whole bucket at once, and compares the
+result with what people already hold, as arrays: the newly eligible are granted (written in
+bulk, and told in-app), holders who no longer qualify go to human review (never ended
+silently), and those who declined are left alone. The same rule on the same data changes
+nothing the second time.
+
+Audit in bulk: each bucket's grants (and its reviews, and its new amounts) are one chained
+audit entry naming the run, their count and a SHA-256 digest over the sorted (person,
+entitlement) ids (`bulk.pairs_digest`), so the log commits to exactly which rows a run
+wrote without one entry per person; each grant names its run (`granted_by_run`), whose
+entries say who ran it, when, on which data and under which rule version."""
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import tempfile
+import zlib
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from tongban.audit.services import actor_label, audit_record
 from tongban.cases.models import Notification
-from tongban.exchange.models import AccessGrant, Dataset
+from tongban.exchange.models import AccessGrant, Dataset, Record
 from tongban.people.models import Department, Person, User
 
+from .bulk import ids_chosen, pairs_digest, queryset_table, rows_append
 from .errors import (
     DataNotGranted,
     EntitlementNotDeclinable,
@@ -30,7 +45,7 @@ from .errors import (
     ReviewNoteInvalid,
     RuleNotFound,
 )
-from .evaluate import Progress, eligible_subjects, person_evaluate, snapshot_read
+from .evaluate import Progress, Snapshot, batch_evaluate, facts_build
 from .models import Entitlement, EntitlementRun
 from .rulebook import (
     EntitlementRule,
@@ -38,15 +53,18 @@ from .rulebook import (
     entitlement_rule_in_force,
     entitlement_rules_all,
 )
+from .snapshot import BUCKET_PERSONS, bucket_of, snapshot_chunks, snapshot_export, snapshot_manifest
 
-BATCH = 2_000
+PREVIEW_MAX = 1000
+NOTIFY_BATCH = 2_000
 Status = Entitlement.Status
 
 
 @dataclass
 class RunOutcome:
     run: EntitlementRun
-    newly_eligible: list[int] = field(default_factory=list)  # person ids, for a preview
+    newly_eligible: list[int] = field(default_factory=list)  # person ids (the first
+    # PREVIEW_MAX), for a preview
 
 
 def _grants_check(rule: EntitlementRule, on: dt.date) -> Department:
@@ -74,6 +92,58 @@ def _grants_check(rule: EntitlementRule, on: dt.date) -> Department:
     return department
 
 
+def _rules(rule: str | None, on: dt.date) -> list[EntitlementRule]:
+    if rule is None:
+        return [r for r in entitlement_rules_all() if r.in_force(on)]
+    found = entitlement_rule_in_force(rule, on=on)
+    if found is None:
+        raise RuleNotFound()
+    return [found]
+
+
+def _needs(rules: list[EntitlementRule], on: dt.date) -> dict[str, set[str]]:
+    wanted: dict[str, set[str]] = {}
+    for rule in rules:
+        for code, fields in rule.needs(on).items():
+            wanted.setdefault(code, set()).update(fields)
+    return wanted
+
+
+def entitlements_snapshot(
+    *,
+    actor: Any,
+    directory: Path,
+    rule: str | None = None,
+    on: dt.date | None = None,
+    bucket_persons: int = BUCKET_PERSONS,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Take the snapshot that runs of one rule (or of every rule in force) read: the fields
+    they need, each under its granting department's grants; its manifest. The read of the
+    whole population is audited with the fields and row counts."""
+    on = on or timezone.localdate()
+    rules = _rules(rule, on)
+    for each in rules:
+        _grants_check(each, on)
+    needs = _needs(rules, on)
+    manifest = snapshot_export(
+        needs, directory=directory, bucket_persons=bucket_persons, progress=progress
+    )
+    audit_record(
+        action="entitlement.snapshot",
+        actor=actor,
+        purpose=_("Entitlement without applying: snapshot of the base databases"),
+        after={
+            "rules": [r.code for r in rules],
+            "fields": {code: sorted(fields) for code, fields in sorted(needs.items())},
+            "persons": manifest["persons"],
+            "rows": {code: d["rows"] for code, d in manifest["datasets"].items()},
+            "taken_at": manifest["taken_at"],
+        },
+    )
+    return manifest
+
+
 def entitlements_run(
     *,
     actor: Any,
@@ -81,45 +151,207 @@ def entitlements_run(
     dry_run: bool = False,
     on: dt.date | None = None,
     progress: Progress | None = None,
+    snapshot: Path | None = None,
+    bucket_persons: int = BUCKET_PERSONS,
 ) -> list[RunOutcome]:
-    """Run one rule (by code) or every rule in force; return each run's outcome."""
+    """Run one rule (by code) or every rule in force; return each run's outcome.
+
+    `snapshot` names a snapshot directory (`entitlements_snapshot`); without one, the run
+    takes its own, in buckets of `bucket_persons` people, and removes it afterwards."""
     on = on or timezone.localdate()
-    if rule is None:
-        rules = [r for r in entitlement_rules_all() if r.in_force(on)]
-    else:
-        found = entitlement_rule_in_force(rule, on=on)
-        if found is None:
-            raise RuleNotFound()
-        rules = [found]
-    return [_run(r, actor=actor, dry_run=dry_run, on=on, progress=progress) for r in rules]
+    rules = _rules(rule, on)
+    if snapshot is not None:
+        return [_run(r, actor, dry_run, on, progress, snapshot) for r in rules]
+    for each in rules:
+        _grants_check(each, on)  # before anything is read
+    with tempfile.TemporaryDirectory(prefix="tongban-snapshot-") as taken:
+        directory = Path(taken)
+        needs = _needs(rules, on)
+        snapshot_export(
+            needs, directory=directory, bucket_persons=bucket_persons, progress=progress
+        )
+        return [_run(r, actor, dry_run, on, progress, directory) for r in rules]
+
+
+def _lock(rule: EntitlementRule) -> None:
+    """Runs of one rule take turns (SQLite serializes writers anyway)."""
+    if connection.vendor == "postgresql":
+        key = zlib.crc32(f"entitlements:{rule.code}".encode())
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def _held(rule: EntitlementRule, amount: Any) -> pa.Table:
+    """Every grant of the rule: id, person, status, and whether it is under today's amount
+    and rule version (1) or not (0)."""
+    current = Case(
+        When(amount=amount, rule_version=rule.version, then=Value(1)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+    rows = (
+        Entitlement.objects.filter(rule_code=rule.code)
+        .annotate(current=current)
+        .values_list("pk", "person_id", "status", "current")
+        .order_by()
+    )
+    schema = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("person", pa.int64()),
+            ("status", pa.string()),
+            ("current", pa.int64()),
+        ]
+    )
+    return queryset_table(rows, schema)
+
+
+def _count(mask: pa.Array) -> int:
+    return int(pc.sum(mask.cast(pa.int64())).as_py() or 0)
+
+
+@dataclass
+class _Sweep:
+    """What one run does, bucket by bucket."""
+
+    rule: EntitlementRule
+    run: EntitlementRun
+    on: dt.date
+    actor: Any
+    amount: Any
+    buckets: int
+    now: dt.datetime = field(default_factory=timezone.now)
+    counts: Counter[str] = field(default_factory=Counter)
+    preview: list[int] = field(default_factory=list)
+    last_id: int = 0  # the highest id of this run's grants so far
+
+    def bucket(self, bucket: int, chunk: Snapshot, held: pa.Table, dry_run: bool) -> None:
+        eligible = chunk.subjects.filter(batch_evaluate(self.rule, chunk, on=self.on))
+        mine = held.filter(pc.equal(bucket_of(held["person"], self.buckets), bucket))
+        new = eligible.filter(pc.invert(pc.is_in(eligible, value_set=mine["person"])))
+        still = pc.is_in(mine["person"], value_set=eligible)
+        granted = pc.equal(mine["status"], Status.GRANTED)
+        lost = mine.filter(pc.and_(granted, pc.invert(still)))
+        revalued = mine.filter(pc.and_(pc.and_(granted, still), pc.equal(mine["current"], 0)))
+        holding = pc.is_in(mine["status"], value_set=pa.array([Status.GRANTED, Status.REVIEW]))
+        declined = pc.equal(mine["status"], Status.DECLINED)
+        self.counts.update(
+            persons=len(chunk.subjects),
+            eligible=len(eligible),
+            granted=len(new),
+            to_review=lost.num_rows,
+            revalued=revalued.num_rows,
+            unchanged=_count(pc.and_(still, holding)) - revalued.num_rows,
+            declined=_count(pc.and_(still, declined)),
+        )
+        self.preview += new[: max(0, PREVIEW_MAX - len(self.preview))].to_pylist()
+        if dry_run:
+            return
+        self._grant(bucket, chunk, new)
+        self._to_review(bucket, lost)
+        self._revalue(bucket, revalued)
+
+    def _audit(
+        self, action: str, bucket: int, persons: pa.Array, ids: pa.Array, **what: Any
+    ) -> None:
+        audit_record(
+            action=action,
+            actor=self.actor,
+            target=self.run,
+            after={
+                "rule": self.rule.code,
+                "bucket": bucket,
+                "buckets": self.buckets,
+                "count": len(ids),
+                "digest": pairs_digest(persons, ids),
+            }
+            | what,
+        )
+
+    def _grant(self, bucket: int, chunk: Snapshot, persons: pa.Array) -> None:
+        if not len(persons):
+            return
+        count = len(persons)
+        ops = connection.ops
+        rows = pa.table(
+            {
+                "person_id": persons,
+                "rule_code": pa.repeat(self.rule.code, count),
+                "rule_version": pa.repeat(self.rule.version, count),
+                "status": pa.repeat(str(Status.GRANTED), count),
+                "amount": pa.repeat(str(ops.adapt_decimalfield_value(self.amount, 10, 2)), count),
+                "facts": facts_build(self.rule, chunk, persons, on=self.on),
+                "granted_at": pa.repeat(str(ops.adapt_datetimefield_value(self.now)), count),
+                "granted_by_run_id": pa.repeat(self.run.pk, count),
+            }
+        )
+        rows_append(Entitlement._meta.db_table, rows)
+        written = queryset_table(
+            Entitlement.objects.filter(granted_by_run=self.run, pk__gt=self.last_id)
+            .values_list("person_id", "pk")
+            .order_by(),
+            pa.schema([("person", pa.int64()), ("id", pa.int64())]),
+        )
+        self.last_id = max(self.last_id, pc.max(written["id"]).as_py() or 0)
+        self._audit(
+            "entitlement.grant_batch",
+            bucket,
+            written["person"],
+            written["id"],
+            version=self.rule.version,
+            amount=self.amount,
+        )
+
+    def _to_review(self, bucket: int, lost: pa.Table) -> None:
+        if not lost.num_rows:
+            return
+        with ids_chosen(lost["id"]) as chosen:
+            Entitlement.objects.filter(pk__in=chosen, status=Status.GRANTED).update(
+                status=Status.REVIEW, review_at=self.now
+            )
+        self._audit(
+            "entitlement.review_batch",
+            bucket,
+            lost["person"],
+            lost["id"],
+            before={"status": Status.GRANTED},
+            status=Status.REVIEW,
+        )
+
+    def _revalue(self, bucket: int, revalued: pa.Table) -> None:
+        """A new amount (or rule version) in force applies to the grants held under it."""
+        if not revalued.num_rows:
+            return
+        with ids_chosen(revalued["id"]) as chosen:
+            Entitlement.objects.filter(pk__in=chosen, status=Status.GRANTED).update(
+                amount=self.amount, rule_version=self.rule.version
+            )
+        self._audit(
+            "entitlement.revalue_batch",
+            bucket,
+            revalued["person"],
+            revalued["id"],
+            version=self.rule.version,
+            amount=self.amount,
+        )
 
 
 @transaction.atomic
 def _run(
-    rule: EntitlementRule, *, actor: Any, dry_run: bool, on: dt.date, progress: Progress | None
+    rule: EntitlementRule,
+    actor: Any,
+    dry_run: bool,
+    on: dt.date,
+    progress: Progress | None,
+    directory: Path,
 ) -> RunOutcome:
     started = timezone.now()
     department = _grants_check(rule, on)
-    people = dict(Person.objects.values_list("resident_id", "pk"))
-    snapshot = snapshot_read(rule.needs(on), subjects=list(people), progress=progress)
-    eligible = {people[s] for s in eligible_subjects(rule, snapshot, on=on)}
-    rows = list(
-        Entitlement.objects.select_for_update()
-        .filter(rule_code=rule.code)
-        .values_list("person_id", "status", "amount", "rule_version")
-    )
-    held = {person: status for person, status, _a, _v in rows}
+    needs = rule.needs(on)
+    manifest = snapshot_manifest(directory, needs)
+    _lock(rule)
     amount = rule.amount_on(on)
-    new = sorted(eligible - set(held))
-    lost = sorted(p for p, status in held.items() if status == Status.GRANTED and p not in eligible)
-    # Still eligible, under an amount or a rule version that has changed since the grant.
-    revalued = sorted(
-        person
-        for person, status, granted_amount, version in rows
-        if status == Status.GRANTED
-        and person in eligible
-        and (granted_amount != amount or version != rule.version)
-    )
+    held = _held(rule, amount)
     run = EntitlementRun(
         rule_code=rule.code,
         rule_version=rule.version,
@@ -127,93 +359,45 @@ def _run(
         dry_run=dry_run,
         actor=actor_label(actor),
         started_at=started,
-        persons=len(people),
-        eligible=len(eligible),
-        granted=len(new),
-        to_review=len(lost),
-        revalued=len(revalued),
-        unchanged=sum(1 for p in eligible if held.get(p) in (Status.GRANTED, Status.REVIEW))
-        - len(revalued),
-        declined=sum(1 for p in eligible if held.get(p) == Status.DECLINED),
+        finished_at=started,
     )
-    run.finished_at = started
     run.save()  # first, so that grants can name their run
+    sweep = _Sweep(rule, run, on, actor, amount, manifest["buckets"])
+    for bucket, chunk in snapshot_chunks(directory, needs):
+        sweep.bucket(bucket, chunk, held, dry_run)
+        if progress:
+            progress("evaluated", sweep.counts["persons"], manifest["persons"])
     if not dry_run:
-        _grant(rule, run, new, snapshot=snapshot, on=on, actor=actor, progress=progress)
-        _to_review(rule, lost, actor=actor)
-        _revalue(rule, revalued, amount=amount, actor=actor)
+        _notify(rule, run, amount)
+    for name, value in sweep.counts.items():
+        setattr(run, name, value)
     run.finished_at = timezone.now()
-    run.save(update_fields=["finished_at"])
+    run.save()
     audit_record(
         action="entitlement.run" if not dry_run else "entitlement.dry_run",
         actor=actor,
         target=run,
         purpose=_("Entitlement without applying: %(name)s (%(department)s)")
         % {"name": rule.name, "department": department.name},
-        after={"rule": rule.code, "version": rule.version, "fields": _fields(rule, on)}
+        after={
+            "rule": rule.code,
+            "version": rule.version,
+            "fields": _fields(rule, on),
+            "snapshot": manifest["taken_at"],
+        }
         | run.counts,
     )
-    return RunOutcome(run=run, newly_eligible=new)
+    return RunOutcome(run=run, newly_eligible=sweep.preview)
 
 
 def _fields(rule: EntitlementRule, on: dt.date) -> dict[str, list[str]]:
     return {code: sorted(fields) for code, fields in rule.needs(on).items()}
 
 
-def _grant(
-    rule: EntitlementRule,
-    run: EntitlementRun,
-    person_ids: Sequence[int],
-    *,
-    snapshot: Any,
-    on: dt.date,
-    actor: Any,
-    progress: Progress | None,
-) -> None:
-    now = timezone.now()
-    amount = rule.amount_on(on)
-    for start in range(0, len(person_ids), BATCH):
-        chunk = list(Person.objects.filter(pk__in=person_ids[start : start + BATCH]))
-        facts = snapshot.rows_for(p.resident_id for p in chunk)
-        Entitlement.objects.bulk_create(
-            Entitlement(
-                person=person,
-                rule_code=rule.code,
-                rule_version=rule.version,
-                status=Status.GRANTED,
-                amount=amount,
-                facts=person_evaluate(rule, facts[person.resident_id], on=on),
-                granted_at=now,
-                granted_by_run=run,
-            )
-            for person in chunk
-        )
-        created = Entitlement.objects.filter(rule_code=rule.code, person__in=chunk).select_related(
-            "person"
-        )
-        for entitlement in created:
-            audit_record(
-                action="entitlement.grant",
-                actor=actor,
-                target=entitlement,
-                subject=("person", entitlement.person.resident_id),
-                after={"rule": rule.code, "version": rule.version, "amount": amount},
-            )
-        _notify(rule, chunk, amount, rows=facts)
-        if progress:
-            progress("granted", min(start + BATCH, len(person_ids)), len(person_ids))
-
-
-def _notify(
-    rule: EntitlementRule,
-    people: Sequence[Person],
-    amount: Any,
-    *,
-    rows: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
-) -> None:
-    """An in-app message to each account of the people granted (no case: nothing was
-    applied for), and of their guardians where the rule names them (a child's parents), in
-    the platform's language like the cases' messages."""
+def _notify(rule: EntitlementRule, run: EntitlementRun, amount: Any) -> None:
+    """An in-app message to each account of the people the run granted (no case: nothing
+    was applied for), and of their guardians where the rule names them (a child's parents),
+    in the platform's language like the cases' messages."""
     with translation.override(settings.LANGUAGE_CODE):
         if rule.amount_note:  # the amount is not what they are paid: leave it out
             text = _(
@@ -225,50 +409,60 @@ def _notify(
                 "You now receive %(name)s (%(amount)s yuan a month) without applying. See "
                 "why under My benefits, where you may also decline it."
             ) % {"name": rule.name, "amount": amount}
-        users = User.objects.filter(person__in=people, role=User.Role.CITIZEN, is_active=True)
-        notices = [Notification(user=user, event="entitlement_grant", text=text) for user in users]
+        users = User.objects.filter(
+            role=User.Role.CITIZEN, is_active=True, person__entitlements__granted_by_run=run
+        )
+        Notification.objects.bulk_create(
+            (
+                Notification(user=user, event="entitlement_grant", text=text)
+                for user in users.iterator()
+            ),
+            batch_size=NOTIFY_BATCH,
+        )
         if rule.guardians is not None:
-            notices += _guardian_notices(rule, rule.guardians, people, amount, rows)
-    Notification.objects.bulk_create(notices)
+            Notification.objects.bulk_create(
+                _guardian_notices(rule, rule.guardians, run, amount), batch_size=NOTIFY_BATCH
+            )
 
 
 def _guardian_notices(
-    rule: EntitlementRule,
-    guardians: Guardians,
-    people: Sequence[Person],
-    amount: Any,
-    rows: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
-) -> list[Notification]:
-    named: dict[str, list[Person]] = {}
-    for person in people:
-        for row in rows.get(person.resident_id, {}).get(guardians.dataset, []):
-            for name in guardians.fields:
-                if row.get(name):
-                    named.setdefault(str(row[name]), []).append(person)
+    rule: EntitlementRule, guardians: Guardians, run: EntitlementRun, amount: Any
+) -> Iterator[Notification]:
+    """A message to each account of the guardians the granted people's rows name."""
+    granted = Person.objects.filter(entitlements__granted_by_run=run)
+    rows = Record.objects.filter(
+        dataset__code=guardians.dataset, subject__in=granted.values("resident_id")
+    ).values_list("subject", "data")
+    named: dict[str, set[str]] = {}  # a guardian's resident ID → their children's
+    for subject, data in rows.iterator():
+        for name in guardians.fields:
+            if data.get(name):
+                named.setdefault(str(data[name]), set()).add(subject)
+    children = dict(granted.values_list("resident_id", "name"))
     users = User.objects.filter(
         person__resident_id__in=named, role=User.Role.CITIZEN, is_active=True
     ).values_list("pk", "person__resident_id")
-    return [
-        Notification(
-            user_id=user,
-            event="entitlement_grant",
-            text=_(
-                "%(child)s now receives %(name)s (%(amount)s yuan a month) without applying; "
-                "it is paid to the guardian's account."
+    for user, resident_id in users.iterator():
+        for child in sorted(named[resident_id]):
+            yield Notification(
+                user_id=user,
+                event="entitlement_grant",
+                text=_(
+                    "%(child)s now receives %(name)s (%(amount)s yuan a month) without "
+                    "applying; it is paid to the guardian's account."
+                )
+                % {"child": children[child], "name": rule.name, "amount": amount},
             )
-            % {"child": child.name, "name": rule.name, "amount": amount},
-        )
-        for user, resident_id in users
-        for child in dict.fromkeys(named[resident_id])
-    ]
 
 
 def _to_review(rule: EntitlementRule, person_ids: Sequence[int], *, actor: Any) -> None:
+    """Send these people's grants of the rule to review, each audited (a few at a time:
+    the silent verification's overdue holders; a run sends its own in bulk)."""
     if not person_ids:
         return
     now = timezone.now()
     flagged = Entitlement.objects.filter(
-        Q(rule_code=rule.code, status=Status.GRANTED, person_id__in=person_ids)
+        rule_code=rule.code, status=Status.GRANTED, person_id__in=person_ids
     ).select_related("person")
     for entitlement in flagged:
         audit_record(
@@ -280,25 +474,6 @@ def _to_review(rule: EntitlementRule, person_ids: Sequence[int], *, actor: Any) 
             after={"status": Status.REVIEW},
         )
     flagged.update(status=Status.REVIEW, review_at=now)
-
-
-def _revalue(rule: EntitlementRule, person_ids: Sequence[int], *, amount: Any, actor: Any) -> None:
-    """A new amount (or rule version) in force applies to the grants held under it."""
-    if not person_ids:
-        return
-    changed = Entitlement.objects.filter(
-        rule_code=rule.code, status=Status.GRANTED, person_id__in=person_ids
-    ).select_related("person")
-    for entitlement in changed:
-        audit_record(
-            action="entitlement.revalue",
-            actor=actor,
-            target=entitlement,
-            subject=("person", entitlement.person.resident_id),
-            before={"amount": entitlement.amount, "version": entitlement.rule_version},
-            after={"amount": amount, "version": rule.version},
-        )
-    changed.update(amount=amount, rule_version=rule.version)
 
 
 def _rule_staff_check(entitlement: Entitlement, actor: User) -> EntitlementRule:

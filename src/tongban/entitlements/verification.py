@@ -7,8 +7,10 @@ by the deadline goes to staff review, never cut off silently. A sweep re-run in 
 period on the same data changes nothing."""
 
 import datetime as dt
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -22,10 +24,11 @@ from tongban.cases.models import Mandate, Notification
 from tongban.people.models import Person, User
 
 from .errors import VerificationNotConfigured, VerificationNotFound, VerificationNotPending
-from .evaluate import Progress, Snapshot, eligible_subjects, person_evaluate, snapshot_read
+from .evaluate import Progress, Snapshot, eligible_subjects, person_evaluate
 from .models import Entitlement, Verification
 from .rulebook import EntitlementRule, entitlement_rule_in_force
 from .services import _grants_check, _to_review
+from .snapshot import snapshot_chunks, snapshot_export
 
 PENSION_RULE = "pension_continuation"
 BATCH = 2_000
@@ -56,16 +59,17 @@ def _signals_rule(rule: EntitlementRule) -> EntitlementRule:
 
 
 def _signals_found(
-    rule: EntitlementRule, snapshot: Snapshot, on: dt.date
-) -> dict[str, tuple[str, dt.date]]:
-    """Who has any signal on `on`, with the dataset and date of their latest one. The sweep
-    finds them over the whole snapshot; the single-person evaluation then says which
-    activity and when, for the record."""
+    rule: EntitlementRule, snapshot: Snapshot, on: dt.date, wanted: set[int]
+) -> dict[int, tuple[str, dt.date]]:
+    """Which of the `wanted` people (person ids) have any signal on `on`, with the dataset
+    and date of their latest one. The sweep finds them over a whole bucket of the snapshot;
+    the single-person evaluation then says which activity and when, for the record."""
     signals = _signals_rule(rule)
-    found: set[str] = set()
+    found: set[int] = set()
     for signal in signals.conditions_on(on):
-        found.update(eligible_subjects(replace(signals, conditions=(signal,)), snapshot, on=on))
-    verified: dict[str, tuple[str, dt.date]] = {}
+        single = replace(signals, conditions=(signal,))
+        found.update(s for s in eligible_subjects(single, snapshot, on=on) if s in wanted)
+    verified: dict[int, tuple[str, dt.date]] = {}
     ordered = sorted(found)
     for start in range(0, len(ordered), BATCH):
         chunk = ordered[start : start + BATCH]
@@ -99,10 +103,10 @@ def verifications_sweep(
     signals = _signals_rule(found)
     department = _grants_check(signals, on)
     period = period_of(on)
-    holders = dict(
+    holders = list(
         Entitlement.objects.filter(rule_code=found.code, status=Entitlement.Status.GRANTED)
-        .values_list("person__resident_id", "person_id")
-        .order_by("person__resident_id")
+        .values_list("person_id", flat=True)
+        .order_by("person_id")
     )
     existing = {
         v.person_id: v
@@ -119,11 +123,14 @@ def verifications_sweep(
         .exclude(period=period)
     }
     # Only holders without a verification this period, or still asked, need looking at.
-    open_ = [
-        s for s, pk in holders.items() if pk not in existing or existing[pk].status == Status.ASKED
-    ]
-    snapshot = snapshot_read(signals.needs(on), subjects=open_, progress=progress)
-    verified = _signals_found(found, snapshot, on)
+    open_ = [pk for pk in holders if pk not in existing or existing[pk].status == Status.ASKED]
+    verified: dict[int, tuple[str, dt.date]] = {}
+    wanted = set(open_)
+    with tempfile.TemporaryDirectory(prefix="tongban-snapshot-") as taken:
+        needs = signals.needs(on)
+        snapshot_export(needs, directory=Path(taken), progress=progress)
+        for _bucket, chunk in snapshot_chunks(Path(taken), needs):
+            verified |= _signals_found(found, chunk, on, wanted)
     counts: Counter[str] = Counter(holders=len(holders))
     now = timezone.now()
     deadline = on + dt.timedelta(days=found.verification.deadline_days)
@@ -132,22 +139,21 @@ def verifications_sweep(
     asked: list[int] = []
     overdue: list[int] = []
 
-    def signalled(row: Verification, subject: str) -> Verification:
+    def signalled(row: Verification, pk: int) -> Verification:
         row.status, row.method = Status.VERIFIED, Verification.Method.SIGNAL
-        row.signal_dataset, row.signal_date = verified[subject]
+        row.signal_dataset, row.signal_date = verified[pk]
         row.checked_on, row.updated_at = on, now
         return row
 
-    for subject in open_:
-        pk = holders[subject]
+    for pk in open_:
         current = existing.get(pk)
         waiting = current or carried.get(pk)
-        if subject in verified:
+        if pk in verified:
             if waiting is not None:
-                changed.append(signalled(waiting, subject))
+                changed.append(signalled(waiting, pk))
             if current is None:
                 row = Verification(person_id=pk, rule_code=found.code, period=period)
-                new.append(signalled(row, subject))
+                new.append(signalled(row, pk))
             counts["verified"] += 1
         elif waiting is None:
             new.append(

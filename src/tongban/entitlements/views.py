@@ -25,6 +25,7 @@ from tongban.people.models import Person, User
 
 from . import selectors, services, verification
 from .errors import EntitlementNotFound, RuleNotFound
+from .evaluate import facts_report
 from .models import Entitlement, EntitlementRun, Verification
 from .rulebook import EntitlementRule, entitlement_rules_all
 from .tasks import SCHEDULER_ACTOR, entitlements_run_enqueue, entitlements_run_task
@@ -64,14 +65,16 @@ class DeclineForm(forms.Form):
 
 
 def _explained(entitlement: Entitlement) -> dict[str, Any]:
+    """The grant with its report: each condition, what was observed and why it held."""
+    report = facts_report(entitlement.facts)
     conditions = [
         dict(entry) | {"explanation": condition_explanation(entry)}
-        for entry in entitlement.facts.get("conditions") or []
+        for entry in report.get("conditions") or []
     ]
     rule = next((r for r in entitlement_rules_all() if r.code == entitlement.rule_code), None)
     return {
         "entitlement": entitlement,
-        "facts": entitlement.facts,
+        "facts": report,
         "conditions": conditions,
         "amount_note": rule.amount_note if rule else "",
     }

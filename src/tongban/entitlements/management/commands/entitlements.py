@@ -1,13 +1,17 @@
-"""`tongban entitlements run [RULE] [--dry-run]`: run the entitlement rules (免申即享) over
-the population now; `tongban entitlements verify [RULE] [--dry-run]`: silently verify the
-holders of a benefit (静默认证, the pension by default). Progress on stderr, counts on stdout."""
+"""`tongban entitlements run [RULE] [--dry-run] [--snapshot DIR]`: run the entitlement rules
+(免申即享) over the population now, with progress on stderr and each run's counts;
+`tongban entitlements snapshot DIR [RULE]`: take the Parquet snapshot such runs read;
+`tongban entitlements verify [RULE] [--dry-run]`: silently verify the holders of a benefit
+(静默认证, the pension by default)."""
 
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tongban.core.errors import TongbanError
-from tongban.entitlements.services import entitlements_run
+from tongban.entitlements.services import entitlements_run, entitlements_snapshot
+from tongban.entitlements.snapshot import BUCKET_PERSONS
 from tongban.entitlements.verification import PENSION_RULE, verifications_sweep
 
 ACTOR = "system:entitlements-run"
@@ -23,6 +27,19 @@ class Command(BaseCommand):
         run.add_argument(
             "--dry-run", action="store_true", help="count who would change, write nothing"
         )
+        run.add_argument(
+            "--snapshot", type=Path, help="read this snapshot (default: take one for the run)"
+        )
+        snapshot = commands.add_parser("snapshot", help="take a snapshot for later runs")
+        snapshot.add_argument("directory", type=Path, help="a new or empty directory")
+        snapshot.add_argument("rule", nargs="?", help="only the fields this rule reads")
+        for command in (run, snapshot):
+            command.add_argument(
+                "--bucket",
+                type=int,
+                default=BUCKET_PERSONS,
+                help="people per bucket read at a time (bounds the memory a run takes)",
+            )
         verify = commands.add_parser("verify", help="silent verification of a benefit's holders")
         verify.add_argument(
             "rule", nargs="?", default=PENSION_RULE, help=f"the rule's code ({PENSION_RULE})"
@@ -55,8 +72,27 @@ class Command(BaseCommand):
             self.stdout.write(f"{sweep.rule_code} {sweep.period} {label}: {counts}")
             return
         try:
+            if options["command"] == "snapshot":
+                manifest = entitlements_snapshot(
+                    actor=ACTOR,
+                    directory=options["directory"],
+                    rule=options["rule"],
+                    bucket_persons=options["bucket"],
+                    progress=progress,
+                )
+                rows = ", ".join(f"{d['rows']} {code}" for code, d in manifest["datasets"].items())
+                self.stdout.write(
+                    f"snapshot of {manifest['persons']} persons ({rows}) in "
+                    f"{manifest['buckets']} buckets: {options['directory']}"
+                )
+                return
             outcomes = entitlements_run(
-                rule=options["rule"], dry_run=options["dry_run"], actor=ACTOR, progress=progress
+                rule=options["rule"],
+                dry_run=options["dry_run"],
+                actor=ACTOR,
+                progress=progress,
+                snapshot=options["snapshot"],
+                bucket_persons=options["bucket"],
             )
         except TongbanError as error:
             raise CommandError(f"{error.code}: {error.message}") from error

@@ -1,0 +1,169 @@
+"""Moving Arrow columns in and out of the database for population sweeps: a query's rows as
+record batches, rows appended from a table, a set of ids to update by, and the digest a
+bulk audit entry commits to.
+
+On PostgreSQL every bulk transfer is a COPY (psycopg 3) in CSV, which Arrow parses and
+writes column-wise, so no Python object is built per row; SQLite, the embedded default for
+small populations, streams the same statements through the DB-API cursor."""
+
+import contextlib
+import hashlib
+import io
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from django.db import connection
+from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
+
+BATCH_ROWS = 1 << 16
+# Bytes Arrow reads from a COPY stream per block (a block becomes one record batch).
+COPY_BLOCK = 8 << 20
+
+
+class _CopyStream(io.RawIOBase):
+    """A COPY TO STDOUT as a readable binary file, for Arrow's CSV reader. The server
+    sends a row per message: a read gathers rows until it has the bytes asked for."""
+
+    def __init__(self, copy: Any) -> None:
+        self.copy = copy
+        self.pending = bytes(copy.read())  # the first row: empty when no row came
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        blocks, total = [self.pending], len(self.pending)
+        while size < 0 or total < size:
+            block = self.copy.read()
+            if not block:
+                break
+            blocks.append(bytes(block))
+            total += len(block)
+        data = b"".join(blocks)
+        cut = len(data) if size < 0 else size
+        self.pending = data[cut:]
+        return data[:cut]
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _literal(sql: str, params: Sequence[Any]) -> str:
+    """The statement with its parameters bound by the driver (COPY takes no parameters)."""
+    with connection.cursor() as cursor:
+        return str(cursor.mogrify(sql, params))
+
+
+def query_batches(
+    sql: str, params: Sequence[Any], schema: pa.Schema, *, batch_rows: int = BATCH_ROWS
+) -> Iterator[pa.RecordBatch]:
+    """The rows of a SELECT as record batches of `schema` (its columns in the SELECT's
+    order), streamed: memory holds one batch at a time."""
+    if connection.vendor == "postgresql":
+        yield from _copy_out(sql, params, schema)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(batch_rows):
+            columns = list(zip(*rows, strict=True))
+            yield pa.record_batch(
+                [_array(values, f.type) for values, f in zip(columns, schema, strict=True)],
+                schema=schema,
+            )
+
+
+def _array(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
+    if pa.types.is_string(type_):
+        # SQLite gives JSON booleans and numbers as numbers: compare them as their text.
+        return pa.array([None if v is None else str(v) for v in values], type=type_)
+    return pa.array(values, type=type_)
+
+
+def _copy_out(sql: str, params: Sequence[Any], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    statement = f"COPY ({_literal(sql, params)}) TO STDOUT (FORMAT csv)"
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        stream = _CopyStream(copy)
+        if not stream.pending:
+            return  # Arrow refuses an empty CSV file
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(column_names=schema.names, block_size=COPY_BLOCK),
+            convert_options=pacsv.ConvertOptions(
+                column_types=schema,
+                # PostgreSQL writes NULL unquoted and an empty text as "".
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        yield from reader
+
+
+def rows_append(table_name: str, table: pa.Table) -> None:
+    """Insert the table's rows into `table_name`, its columns named as the table's; values
+    are already in their database form (text for dates, decimals and JSON)."""
+    if not table.num_rows:
+        return
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(name) for name in table.column_names)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False))
+            statement = f"COPY {quote(table_name)} ({columns}) FROM STDIN (FORMAT csv)"
+            with cursor.copy(statement) as copy:
+                copy.write(memoryview(sink.getvalue()))
+            return
+        marks = ", ".join(["%s"] * table.num_columns)
+        sql = f"INSERT INTO {quote(table_name)} ({columns}) VALUES ({marks})"  # noqa: S608
+        for batch in table.to_batches(BATCH_ROWS):
+            cursor.executemany(sql, list(zip(*batch.to_pydict().values(), strict=True)))
+
+
+def queryset_batches(queryset: QuerySet[Any], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """A `values_list` queryset's rows as record batches of `schema`, streamed."""
+    sql, params = queryset.query.sql_with_params()
+    return query_batches(sql, params, schema)
+
+
+def queryset_table(queryset: QuerySet[Any], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_batches(list(queryset_batches(queryset, schema)), schema=schema)
+
+
+@contextlib.contextmanager
+def ids_chosen(ids: pa.Array) -> Iterator[RawSQL]:
+    """The ids as a subquery (`filter(pk__in=...)`), through a temporary table filled in
+    bulk, so that a set-based UPDATE of millions of rows is one statement."""
+    temporary = "tongban_ids"
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {quote(temporary)} (id bigint PRIMARY KEY)")
+        try:
+            rows_append(temporary, pa.table({"id": ids.cast(pa.int64())}))
+            yield RawSQL(f"SELECT id FROM {quote(temporary)}", [])  # noqa: S608, S611
+        finally:
+            cursor.execute(f"DROP TABLE {quote(temporary)}")
+
+
+def pairs_digest(persons: pa.Array, ids: pa.Array) -> str:
+    """SHA-256 over the lines "<person id> <id>\\n" ordered by person id: what a bulk audit
+    entry commits to, reproducible with any tool from the rows it names."""
+    table = pa.table({"person": persons.cast(pa.int64()), "id": ids.cast(pa.int64())})
+    table = table.take(pc.sort_indices(table, sort_keys=[("person", "ascending")]))
+    lines = pc.binary_join_element_wise(
+        table["person"].cast(pa.string()), " ", table["id"].cast(pa.string()), "\n", ""
+    ).combine_chunks()
+    digest = hashlib.sha256()
+    if len(lines):
+        # A string array's data buffer holds its values back to back: exactly the lines.
+        _validity, offsets_buffer, data = lines.buffers()
+        offsets = pa.Array.from_buffers(
+            pa.int32(), len(lines) + 1, [None, offsets_buffer], offset=lines.offset
+        )
+        digest.update(memoryview(data)[offsets[0].as_py() : offsets[-1].as_py()])
+    return digest.hexdigest()

@@ -1,0 +1,247 @@
+"""Population sweeps at scale: the Parquet snapshot read back as it was taken, bucket by
+bucket in bounded memory; grants written in bulk (COPY on PostgreSQL) as the ORM would
+write them; one audit entry per bucket whose digest names exactly the grants made; and a
+run split into many buckets granting what a run in one bucket grants."""
+
+import datetime as dt
+import hashlib
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from tongban.audit.models import AuditEntry
+from tongban.audit.selectors import verify_log
+from tongban.entitlements.bulk import pairs_digest, rows_append
+from tongban.entitlements.errors import SnapshotInvalid
+from tongban.entitlements.models import Entitlement, EntitlementRun
+from tongban.entitlements.selectors import entitlement_history as selectors_history
+from tongban.entitlements.selectors import grant_batch_digest
+from tongban.entitlements.services import entitlements_run, entitlements_snapshot
+from tongban.entitlements.snapshot import snapshot_chunks
+from tongban.exchange.models import Dataset, Record
+from tongban.people.models import Person
+
+from .factories import ON, civil_affairs_with_grant, resident
+
+pytestmark = pytest.mark.django_db
+RULE = "elder_allowance"
+NEEDS = {"population": {"alive", "birth_date", "division_code"}}
+
+
+@pytest.fixture
+def town() -> list[Person]:
+    """Twelve residents: eligible ones and every way of not being eligible."""
+    civil_affairs_with_grant()
+    return [
+        resident(born=dt.date(1940 + n, 1 + n, 1 + n), division_code=code, alive=alive)
+        for n, (code, alive) in enumerate(
+            [
+                ("370102", True),
+                ("370112", True),
+                ("370202", True),
+                ("370102", False),
+                ("370103", True),
+                ("110101", True),
+                ("370104", True),
+                ("370105", True),
+            ]
+        )
+    ] + [resident(born=dt.date(1990, 1, n + 1)) for n in range(4)]
+
+
+def _grants() -> set[tuple[int, str, Decimal, str]]:
+    return {
+        (e.person_id, e.status, e.amount, json.dumps(e.facts, sort_keys=True))
+        for e in Entitlement.objects.all()
+    }
+
+
+def test_the_snapshot_reads_back_as_taken_bucket_by_bucket(
+    town: list[Person], tmp_path: Path
+) -> None:
+    manifest = entitlements_snapshot(
+        actor="test", directory=tmp_path, rule=RULE, on=ON, bucket_persons=5
+    )
+
+    assert manifest["buckets"] == 3 and manifest["persons"] == 12
+    assert manifest["datasets"]["population"] == {
+        "fields": {"alive": "boolean", "birth_date": "date", "division_code": "string"},
+        "rows": 12,
+    }
+    seen: dict[int, dict[str, object]] = {}
+    for bucket, chunk in snapshot_chunks(tmp_path, NEEDS):
+        assert all(pk % 3 == bucket for pk in chunk.subjects.to_pylist())
+        for row in chunk.tables["population"].to_pylist():
+            assert row["subject"] % 3 == bucket
+            seen[row.pop("subject")] = row
+    people = {p.resident_id: p.pk for p in town}
+    assert seen == {
+        people[r.subject]: {
+            "alive": r.data["alive"],
+            "birth_date": dt.date.fromisoformat(r.data["birth_date"]),
+            "division_code": r.data["division_code"],
+        }
+        for r in Record.objects.filter(dataset__code="population")
+    }
+    audited = AuditEntry.objects.get(action="entitlement.snapshot").after or {}
+    assert audited["persons"] == 12 and audited["rows"] == {"population": 12}
+    with pytest.raises(SnapshotInvalid):  # one snapshot per directory
+        entitlements_snapshot(actor="test", directory=tmp_path, rule=RULE, on=ON)
+
+
+def test_a_snapshot_without_a_field_the_rule_reads_is_refused(
+    town: list[Person], tmp_path: Path
+) -> None:
+    entitlements_snapshot(actor="test", directory=tmp_path, rule=RULE, on=ON)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    del manifest["datasets"]["population"]["fields"]["alive"]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+
+    with pytest.raises(SnapshotInvalid):
+        entitlements_run(rule=RULE, actor="test", on=ON, snapshot=tmp_path)
+    assert not EntitlementRun.objects.exists()
+
+
+def test_chunks_are_read_one_at_a_time(tmp_path: Path) -> None:
+    civil_affairs_with_grant()
+    population = Dataset.objects.get(code="population")
+    people = Person.objects.bulk_create(
+        Person(
+            resident_id=f"370102{n:012d}",
+            name="居民",
+            birth_date=dt.date(1930, 1, 1) + dt.timedelta(days=n),
+            sex="F",
+            division_code="370102",
+        )
+        for n in range(3000)
+    )
+    Record.objects.bulk_create(
+        Record(
+            dataset=population,
+            subject=p.resident_id,
+            data={"birth_date": p.birth_date.isoformat(), "division_code": "370102", "alive": True},
+        )
+        for p in people
+    )
+    entitlements_snapshot(actor="test", directory=tmp_path, rule=RULE, on=ON, bucket_persons=250)
+
+    baseline = pa.total_allocated_bytes()
+    peak = 0
+    sizes = []
+    for _bucket, chunk in snapshot_chunks(tmp_path, NEEDS):
+        sizes.append(len(chunk.subjects))
+        peak = max(peak, pa.total_allocated_bytes() - baseline)
+        del chunk
+    held = list(snapshot_chunks(tmp_path, NEEDS))
+    whole = pa.total_allocated_bytes() - baseline
+
+    assert sizes == [250] * 12 and len(held) == 12
+    assert peak * 3 < whole  # one bucket in memory at a time (and what reading it takes)
+
+
+def test_a_run_in_many_buckets_grants_what_a_run_in_one_does(town: list[Person]) -> None:
+    (one,) = entitlements_run(rule=RULE, actor="test", on=ON)
+    in_one = _grants()
+    Entitlement.objects.all().delete()
+
+    (many,) = entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=1)
+
+    assert _grants() == in_one
+    assert len(in_one) == 3
+    assert many.run.counts == one.run.counts
+    assert AuditEntry.objects.filter(action="entitlement.grant_batch").count() == 1 + 3
+
+
+def test_each_bucket_is_one_audit_entry_whose_digest_names_its_grants(
+    town: list[Person],
+) -> None:
+    (outcome,) = entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=4)
+    run = outcome.run
+
+    batches = AuditEntry.objects.filter(action="entitlement.grant_batch").order_by("seq")
+    assert sum((b.after or {})["count"] for b in batches) == run.granted == 3
+    for batch in batches:
+        after = batch.after or {}
+        assert batch.object_id == str(run.pk) and after["buckets"] == 3
+        count, digest = grant_batch_digest(run=run, bucket=after["bucket"], buckets=3)
+        assert (count, digest) == (after["count"], after["digest"])
+    grants = Entitlement.objects.filter(granted_by_run=run).order_by("person_id")
+    lines = "".join(f"{g.person_id} {g.pk}\n" for g in grants)
+    everything = pairs_digest(
+        pa.array([g.person_id for g in grants]), pa.array([g.pk for g in grants])
+    )
+    assert everything == hashlib.sha256(lines.encode()).hexdigest()
+    assert verify_log().ok
+
+
+def test_bulk_rows_are_the_rows_the_orm_writes(town: list[Person]) -> None:
+    """On PostgreSQL this is the COPY path; on SQLite one executemany."""
+    run = EntitlementRun.objects.create(
+        rule_code=RULE,
+        rule_version="2024-01-01",
+        evaluated_on=ON,
+        actor="test",
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
+    now = timezone.now()
+    facts = {"rule": RULE, "observed": {"aged": {"rows": 1, "age": 86}}, "note": '引号"和\\'}
+    Entitlement.objects.bulk_create(
+        [
+            Entitlement(
+                person=town[0],
+                rule_code=RULE,
+                rule_version="2024-01-01",
+                status="granted",
+                amount=Decimal("100.00"),
+                facts=facts,
+                granted_at=now,
+                granted_by_run=run,
+            )
+        ]
+    )
+    ops = connection.ops
+    rows_append(
+        Entitlement._meta.db_table,
+        pa.table(
+            {
+                "person_id": [town[1].pk],
+                "rule_code": [RULE],
+                "rule_version": ["2024-01-01"],
+                "status": ["granted"],
+                "amount": [str(ops.adapt_decimalfield_value(Decimal("100.00"), 10, 2))],
+                "facts": [json.dumps(facts, ensure_ascii=False)],
+                "granted_at": [str(ops.adapt_datetimefield_value(now))],
+                "granted_by_run_id": [run.pk],
+            }
+        ),
+    )
+
+    orm, bulk = (Entitlement.objects.filter(person=p).values().get() for p in (town[0], town[1]))
+    for row in (orm, bulk):
+        del row["id"], row["person_id"]
+    assert bulk == orm
+    assert bulk["facts"] == facts and bulk["granted_at"] == now
+
+
+def test_a_grants_history_names_the_runs_that_touched_it(town: list[Person]) -> None:
+    entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=4)
+    grant = Entitlement.objects.order_by("pk").first()
+    assert grant is not None
+    entitlements_run(rule=RULE, actor="test", on=dt.date(2026, 7, 1), bucket_persons=4)
+
+    history = selectors_history(grant)
+
+    assert [e.action for e in history] == [
+        "entitlement.grant_batch",
+        "entitlement.run",
+        "entitlement.revalue_batch",
+    ]
+    assert all(
+        (e.after or {}).get("bucket", grant.person_id % 3) == grant.person_id % 3 for e in history
+    )
