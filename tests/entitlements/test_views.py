@@ -15,7 +15,11 @@ from tongban.cases.mandates import mandate_grant
 from tongban.cases.models import Notification
 from tongban.entitlements.errors import EntitlementNotFound
 from tongban.entitlements.models import Entitlement, EntitlementRun
-from tongban.entitlements.services import entitlement_review_decide, entitlements_run
+from tongban.entitlements.services import (
+    entitlement_decline,
+    entitlement_review_decide,
+    entitlements_run,
+)
 from tongban.people.models import Department, User
 
 from .factories import FIELDS, ON, civil_affairs_with_grant, population_set, resident
@@ -41,6 +45,22 @@ def test_my_benefits_shows_the_grant_amount_and_why(client: Client, granted: dic
     assert "高龄津贴" in text and "100.00" in text
     assert "年满80周岁" in text and "《演示市高龄津贴发放办法》第三条" in text
     assert "/entitlements/" in text and "decline" in text
+
+
+def test_the_grants_history_shows_what_changed_it(client: Client, granted: dict) -> None:
+    grant = Entitlement.objects.get()
+    entitlement_decline(entitlement=grant, actor=granted["elder"])
+    client.force_login(granted["elder"])
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+
+    page = client.get("/entitlements/")
+
+    (item,) = page.context["entitlements"]
+    assert [str(step["what"]) for step in item["history"]] == [
+        "Granted from the shared data, without applying",
+        "Declined",
+    ]
+    assert "Granted from the shared data, without applying" in page.content.decode()
 
 
 def test_chinese_page(client: Client, granted: dict) -> None:

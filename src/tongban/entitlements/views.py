@@ -33,6 +33,19 @@ from .tasks import SCHEDULER_ACTOR, entitlements_run_enqueue, entitlements_run_t
 View = Callable[..., HttpResponse]
 PREVIEW_LIMIT = 50
 RECENT_RUNS = 5
+# A grant's history (办理记录) as its holder reads it, from the audit log: the entries that
+# changed it (a run's entries that only read data are left out).
+HISTORY = {
+    "entitlement.grant_batch": gettext_lazy("Granted from the shared data, without applying"),
+    "entitlement.review_batch": gettext_lazy(
+        "The data no longer showed every condition: sent to staff review"
+    ),
+    "entitlement.review": gettext_lazy("Not confirmed in time: sent to staff review"),
+    "entitlement.revalue_batch": gettext_lazy("Amount updated under the rule in force"),
+    "entitlement.decline": gettext_lazy("Declined"),
+    "entitlement.review_keep": gettext_lazy("Kept after staff review"),
+    "entitlement.end": gettext_lazy("Ended after staff review"),
+}
 
 
 def resident_required(view: View) -> View:
@@ -72,11 +85,17 @@ def _explained(entitlement: Entitlement) -> dict[str, Any]:
         for entry in report.get("conditions") or []
     ]
     rule = next((r for r in entitlement_rules_all() if r.code == entitlement.rule_code), None)
+    history = [
+        {"at": entry.at, "what": HISTORY[entry.action]}
+        for entry in selectors.entitlement_history(entitlement)
+        if entry.action in HISTORY
+    ]
     return {
         "entitlement": entitlement,
         "facts": report,
         "conditions": conditions,
         "amount_note": rule.amount_note if rule else "",
+        "history": history,
     }
 
 
