@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tongban.cases.expiry import expiry_sweep
+from tongban.core.management.progress import progress_bar
 
 
 def _date(value: str) -> dt.date:
@@ -33,13 +34,7 @@ class Command(BaseCommand):
         expiry.add_argument("--on", help="the day to sweep as (YYYY-MM-DD), default today")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        def progress(what: str, done: int, total: int) -> None:
-            width = 30
-            filled = width * done // total if total else width
-            bar = "█" * filled + "·" * (width - filled)
-            self.stderr.write(
-                f"\r{what:<20} {bar} {done}/{total}", ending="\n" if done == total else ""
-            )
+        progress = progress_bar(self.stderr)
 
         on = _date(options["on"]) if options["on"] else None
         outcome = expiry_sweep(on=on, dry_run=options["dry_run"], progress=progress)

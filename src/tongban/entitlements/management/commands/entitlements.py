@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tongban.core.errors import TongbanError
+from tongban.core.management.progress import progress_bar
 from tongban.entitlements.services import entitlements_run, entitlements_snapshot
 from tongban.entitlements.snapshot import BUCKET_PERSONS
 from tongban.entitlements.verification import PENSION_RULE, verifications_sweep
@@ -49,13 +50,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        def progress(what: str, done: int, total: int) -> None:
-            width = 30
-            filled = width * done // total if total else width
-            bar = "█" * filled + "·" * (width - filled)
-            self.stderr.write(
-                f"\r{what:<20} {bar} {done}/{total}", ending="\n" if done == total else ""
-            )
+        progress = progress_bar(self.stderr)
 
         if options["command"] == "verify":
             try:
