@@ -87,6 +87,13 @@ def test_the_elder_sees_why_and_declines_on_a_phone(
     assert page.locator("details.history li").count() == 1  # granted
     checked(page, "phone-entitlements-my", axe_violations, screenshot)
 
+    # 我的办件 lists it beside the applications, and leads back here
+    page.goto(f"{live_server.url}/cases/")
+    assert "高龄津贴" in page.locator("#benefits-held-title + p + ul").inner_text()
+    checked(page, "phone-cases-my-benefits", axe_violations, screenshot)
+    page.locator("a[href='/entitlements/']").last.click()
+    page.wait_for_url("**/entitlements/")
+
     page.locator("a.btn-danger").click()
     page.wait_for_url("**/decline/")
     checked(page, "phone-entitlements-decline", axe_violations, screenshot)

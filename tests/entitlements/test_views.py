@@ -63,6 +63,19 @@ def test_the_grants_history_shows_what_changed_it(client: Client, granted: dict)
     assert "Granted from the shared data, without applying" in page.content.decode()
 
 
+def test_my_applications_list_the_benefits_held_without_applying(
+    client: Client, granted: dict
+) -> None:
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    client.force_login(granted["elder"])
+    text = client.get("/cases/").content.decode()
+    assert "Benefits without applying" in text and "高龄津贴" in text
+    assert "See why, and the history, under My benefits" in text
+
+    client.force_login(granted["young"])
+    assert "Benefits without applying" not in client.get("/cases/").content.decode()
+
+
 def test_chinese_page(client: Client, granted: dict) -> None:
     client.force_login(granted["elder"])
     page = client.get("/entitlements/")
