@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.cases.factories import make_item
 from tests.exchange.factories import load_datasets, make_grant, put_rows
@@ -148,3 +149,43 @@ def upload_dir(settings, tmp_path) -> Path:
     """Uploads of a test go to its own directory (import this fixture into a test module)."""
     settings.UPLOAD_DIR = tmp_path / "uploads"
     return settings.UPLOAD_DIR
+
+
+def use_permit_renewal_rules(settings, tmp_path: Path, license_type: str, item: str) -> None:
+    """The 秒批 rule book of a residence-permit endorsement (居住证签注): approved for a
+    holder of a valid permit who lives in the city; made this test's rule book."""
+    book = {
+        "rules": [
+            {
+                "item": item,
+                "name": "居住证签注秒批",
+                "legal_reference": "《居住证暂行条例》第十三条",
+                "effective_from": "2024-01-01",
+                "conditions": [
+                    {
+                        "id": "permit_valid",
+                        "kind": "license_held",
+                        "license_type": license_type,
+                        "description": "持有有效居住证",
+                        "legal_reference": "《居住证暂行条例》第十三条",
+                    },
+                    {
+                        "id": "living_here",
+                        "kind": "field_in",
+                        "dataset": "population",
+                        "field": "division_code",
+                        "prefixes": ["3701"],
+                        "description": "在本市登记居住",
+                        "legal_reference": "《居住证暂行条例》第二条",
+                    },
+                ],
+                "result": {
+                    "base_license": license_type,
+                    "surface": {"endorsement": {"template": "{year}年度签注"}},
+                },
+            }
+        ]
+    }
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(book, allow_unicode=True), encoding="utf-8")
+    settings.CASES_RULES_FILE = str(path)

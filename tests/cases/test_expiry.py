@@ -6,7 +6,6 @@ import datetime as dt
 import io
 
 import pytest
-import yaml
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -19,6 +18,7 @@ from tests.cases.apply_factories import (
     make_city,
     population_row,
     upload_dir,  # noqa: F401  (autouse fixture)
+    use_permit_renewal_rules,
 )
 from tests.cases.factories import make_item
 from tests.exchange.factories import make_grant, put_rows
@@ -42,48 +42,11 @@ ITEM = "PERMIT-RENEW"
 TODAY = dt.date(2026, 6, 1)
 
 
-def rule_book(license_type: str) -> dict:
-    return {
-        "rules": [
-            {
-                "item": ITEM,
-                "name": "居住证签注秒批",
-                "legal_reference": "《居住证暂行条例》第十三条",
-                "effective_from": "2024-01-01",
-                "conditions": [
-                    {
-                        "id": "permit_valid",
-                        "kind": "license_held",
-                        "license_type": license_type,
-                        "description": "持有有效居住证",
-                        "legal_reference": "《居住证暂行条例》第十三条",
-                    },
-                    {
-                        "id": "living_here",
-                        "kind": "field_in",
-                        "dataset": "population",
-                        "field": "division_code",
-                        "prefixes": ["3701"],
-                        "description": "在本市登记居住",
-                        "legal_reference": "《居住证暂行条例》第二条",
-                    },
-                ],
-                "result": {
-                    "base_license": license_type,
-                    "surface": {"endorsement": {"template": "{year}年度签注"}},
-                },
-            }
-        ]
-    }
-
-
 @pytest.fixture
 def city(settings, tmp_path):
     settings.TONGBAN_EXPIRY_REMINDER_DAYS = (90, 30, 7)
     city = make_city()
-    book = tmp_path / "rules.yaml"
-    book.write_text(yaml.safe_dump(rule_book(city.police.license_type.code), allow_unicode=True))
-    settings.CASES_RULES_FILE = str(book)
+    use_permit_renewal_rules(settings, tmp_path, city.police.license_type.code, ITEM)
     make_grant(
         consumer=city.police.department,
         dataset=city.datasets["population"],

@@ -5,7 +5,6 @@ only their own cases and staff only their department's."""
 import re
 
 import pytest
-import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.cases.apply_factories import (
@@ -19,6 +18,7 @@ from tests.cases.apply_factories import (
     population_row,
     upload_dir,  # noqa: F401  (autouse fixture)
     upload_pdf,
+    use_permit_renewal_rules,
 )
 from tests.cases.factories import make_case, make_item
 from tests.exchange.factories import make_grant, put_rows
@@ -540,41 +540,7 @@ INSTANT_ITEM = "PERMIT-RENEW"
 @pytest.fixture
 def instant(city, settings, tmp_path):
     """A residence-permit renewal the rules approve for a holder living in the city."""
-    book = {
-        "rules": [
-            {
-                "item": INSTANT_ITEM,
-                "name": "居住证签注秒批",
-                "legal_reference": "《居住证暂行条例》第十三条",
-                "effective_from": "2024-01-01",
-                "conditions": [
-                    {
-                        "id": "permit_valid",
-                        "kind": "license_held",
-                        "license_type": city.police.license_type.code,
-                        "description": "持有有效居住证",
-                        "legal_reference": "《居住证暂行条例》第十三条",
-                    },
-                    {
-                        "id": "living_here",
-                        "kind": "field_in",
-                        "dataset": "population",
-                        "field": "division_code",
-                        "prefixes": ["3701"],
-                        "description": "在本市登记居住",
-                        "legal_reference": "《居住证暂行条例》第二条",
-                    },
-                ],
-                "result": {
-                    "base_license": city.police.license_type.code,
-                    "surface": {"endorsement": {"template": "{year}年度签注"}},
-                },
-            }
-        ]
-    }
-    path = tmp_path / "rules.yaml"
-    path.write_text(yaml.safe_dump(book, allow_unicode=True), encoding="utf-8")
-    settings.CASES_RULES_FILE = str(path)
+    use_permit_renewal_rules(settings, tmp_path, city.police.license_type.code, INSTANT_ITEM)
     make_grant(
         consumer=city.police.department,
         dataset=city.datasets["population"],
