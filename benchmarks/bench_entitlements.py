@@ -308,7 +308,7 @@ def _load(size: int) -> dict[str, Any]:
     from django.core.management import call_command
     from django.utils import timezone
 
-    from tongban.entitlements.bulk import rows_append
+    from tongban.core.bulk import rows_append
     from tongban.exchange import services
     from tongban.exchange.demo import CATALOG_FILE
     from tongban.exchange.models import AccessGrant, Dataset, Record

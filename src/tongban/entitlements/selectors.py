@@ -9,10 +9,10 @@ from tongban.audit.models import AuditEntry
 from tongban.audit.selectors import entries_for_target
 from tongban.audit.services import audit_record
 from tongban.cases.mandates import mandates_held
+from tongban.core.bulk import pairs_digest, queryset_table
 from tongban.exchange.models import Record
 from tongban.people.models import Person, User
 
-from .bulk import pairs_digest, queryset_table
 from .errors import EntitlementNotFound
 from .models import Entitlement, EntitlementRun
 from .rulebook import entitlement_rules_all

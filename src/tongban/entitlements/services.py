@@ -33,10 +33,10 @@ from django.utils.translation import gettext as _
 
 from tongban.audit.services import actor_label, audit_record
 from tongban.cases.models import Notification
+from tongban.core.bulk import ids_chosen, pairs_digest, queryset_table, rows_append
 from tongban.exchange.models import AccessGrant, Dataset, Record
 from tongban.people.models import Department, Person, User
 
-from .bulk import ids_chosen, pairs_digest, queryset_table, rows_append
 from .errors import (
     DataNotGranted,
     EntitlementNotDeclinable,

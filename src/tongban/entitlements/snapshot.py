@@ -24,10 +24,10 @@ import pyarrow.parquet as pq
 from django.db import connection
 from django.utils import timezone
 
+from tongban.core.bulk import query_batches
 from tongban.exchange.models import Dataset, Record
 from tongban.people.models import Person
 
-from .bulk import query_batches
 from .errors import SnapshotInvalid
 from .evaluate import Progress, Snapshot, column_typed
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from tongban.audit.models import AuditEntry
 from tongban.audit.selectors import verify_log
-from tongban.entitlements.bulk import pairs_digest, rows_append
+from tongban.core.bulk import pairs_digest, rows_append
 from tongban.entitlements.errors import SnapshotInvalid
 from tongban.entitlements.models import Entitlement, EntitlementRun
 from tongban.entitlements.selectors import entitlement_history as selectors_history
