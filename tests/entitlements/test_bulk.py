@@ -14,7 +14,6 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tests.entitlements.factories import ON, civil_affairs_with_grant, resident
 from tongban.audit.models import AuditEntry
 from tongban.audit.selectors import verify_log
 from tongban.core.bulk import pairs_digest, rows_append
@@ -26,6 +25,8 @@ from tongban.entitlements.services import entitlements_run, entitlements_snapsho
 from tongban.entitlements.snapshot import snapshot_chunks
 from tongban.exchange.models import Dataset, Record
 from tongban.people.models import Person
+
+from .factories import ON, civil_affairs_with_grant, resident
 
 pytestmark = pytest.mark.django_db
 RULE = "elder_allowance"
