@@ -89,6 +89,7 @@ SENIOR_CARD = entitlement_rules_parse(
                 "code": "senior_card",
                 "name": "老年优待证",
                 "department": "civil_affairs",
+                "item": "senior_card",  # evaluated only, never run: no catalog item needed
                 "legal_reference": "《中华人民共和国老年人权益保障法》第五十七条",
                 "effective_from": "2024-01-01",
                 "amount": "0",
@@ -308,7 +309,9 @@ def _load(size: int) -> dict[str, Any]:
     from django.core.management import call_command
     from django.utils import timezone
 
+    from tongban.catalog.models import ServiceItem
     from tongban.core.bulk import rows_append
+    from tongban.entitlements.rulebook import entitlement_rule_in_force
     from tongban.exchange import services
     from tongban.exchange.demo import CATALOG_FILE
     from tongban.exchange.models import AccessGrant, Dataset, Record
@@ -327,6 +330,22 @@ def _load(size: int) -> dict[str, Any]:
             region_code="370100",
         )
     services.dataset_catalog_load(data={"datasets": [entry]}, actor="system:bench")
+    ServiceItem.objects.create(  # each grant is a case of the rule's item
+        code=entitlement_rule_in_force("elder_allowance", on=ON).item,  # type: ignore[union-attr]
+        basic_code="000507103000",
+        name="高龄津贴申领",
+        summary="免申即享",
+        item_type="payment",
+        department=Department.objects.get(code="civil_affairs"),
+        audience="person",
+        conditions="年满80周岁",
+        legal_basis="《中华人民共和国老年人权益保障法》第三十三条",
+        legal_limit_days=20,
+        promised_limit_days=10,
+        handling_kind="promised",
+        online_depth=4,
+        cross_region="local",
+    )
     dataset = Dataset.objects.get(code="population")
     staff = user_create(
         username="bench-staff",

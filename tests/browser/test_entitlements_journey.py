@@ -87,11 +87,19 @@ def test_the_elder_sees_why_and_declines_on_a_phone(
     assert page.locator("details.history li").count() == 1  # granted
     checked(page, "phone-entitlements-my", axe_violations, screenshot)
 
-    # 我的办件 lists it beside the applications, and leads back here
+    # the grant is a case (办件): 我的办件 lists it, its page leads back here
+    case = Entitlement.objects.select_related("case").get(person=elder).case
+    assert case is not None
     page.goto(f"{live_server.url}/cases/")
-    assert "高龄津贴" in page.locator("#benefits-held-title + p + ul").inner_text()
+    listed = page.locator("li.case-card")
+    assert listed.count() == 1 and case.number in listed.inner_text()
+    assert case.item.name in listed.inner_text() and "免申即享" in listed.inner_text()
     checked(page, "phone-cases-my-benefits", axe_violations, screenshot)
-    page.locator("a[href='/entitlements/']").last.click()
+    listed.locator("h3 a").click()
+    page.wait_for_url(f"**/cases/{case.pk}/")
+    assert "免申即享" in page.locator("#granted-title").inner_text()
+    checked(page, "phone-cases-granted", axe_violations, screenshot)
+    page.locator("a[href='/entitlements/'].btn").click()
     page.wait_for_url("**/entitlements/")
 
     page.locator("a.btn-danger").click()
@@ -101,4 +109,6 @@ def test_the_elder_sees_why_and_declines_on_a_phone(
     with page.expect_navigation():
         page.locator("form button.btn-danger").click()
     assert Entitlement.objects.get(person=elder).status == "declined"
+    page.goto(f"{live_server.url}/cases/{case.pk}/")
+    assert "已放弃" in page.locator("ol.timeline").inner_text()
     assert console_errors(page) == []

@@ -8,6 +8,8 @@ import yaml
 
 from tests.exchange.factories import load_datasets, make_grant, put_rows
 from tests.people.factories import make_department, make_person, make_user
+from tongban.catalog.models import ServiceItem
+from tongban.entitlements.rulebook import entitlement_rules_all
 from tongban.exchange.models import Dataset, Record
 from tongban.people.models import Department, Person, User
 
@@ -26,11 +28,39 @@ ON = dt.date(2026, 3, 1)
 FIELDS = ["alive", "birth_date", "division_code"]
 
 
+def benefit_items(department: Department) -> list[ServiceItem]:
+    """The catalog items whose cases the department's rules grant (免申即享 items)."""
+    codes = {r.item for r in entitlement_rules_all() if r.department == department.code}
+    return [
+        ServiceItem.objects.get_or_create(
+            code=code,
+            defaults={
+                "basic_code": code.split("-")[1],
+                "name": "免申即享事项",
+                "summary": "依据共享数据主动兑现",
+                "item_type": "payment",
+                "department": department,
+                "audience": "person",
+                "conditions": "符合规则条件",
+                "legal_basis": "《演示市免申即享实施办法》",
+                "legal_limit_days": 20,
+                "promised_limit_days": 10,
+                "handling_kind": "promised",
+                "online_depth": 4,
+                "cross_region": "local",
+            },
+        )[0]
+        for code in sorted(codes)
+    ]
+
+
 def civil_affairs_with_grant() -> Department:
-    """The granting department of 高龄津贴, with its grant over the population register."""
+    """The granting department of 高龄津贴, with its grant over the population register and
+    the catalog items of its benefits."""
     population = load_datasets("population")["population"]
     department = make_department(code="civil_affairs", name="演示市民政局")
     make_grant(consumer=department, dataset=population, fields=FIELDS, days=365)
+    benefit_items(department)
     return department
 
 
@@ -78,6 +108,7 @@ def social_insurance_with_grants() -> Department:
     make_grant(consumer=department, dataset=datasets["population"], fields=["alive"], days=365)
     for code in ("medical_settlement", "transit_ride"):
         make_grant(consumer=department, dataset=datasets[code], fields=[SIGNAL_FIELDS[code]])
+    benefit_items(department)
     return department
 
 

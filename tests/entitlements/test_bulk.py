@@ -6,6 +6,7 @@ run split into many buckets granting what a run in one bucket grants."""
 import datetime as dt
 import hashlib
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,10 +17,10 @@ from django.utils import timezone
 
 from tongban.audit.models import AuditEntry
 from tongban.audit.selectors import verify_log
+from tongban.cases.models import Case, CaseEvent
 from tongban.core.bulk import pairs_digest, rows_append
 from tongban.entitlements.errors import SnapshotInvalid
 from tongban.entitlements.models import Entitlement, EntitlementRun
-from tongban.entitlements.selectors import entitlement_history as selectors_history
 from tongban.entitlements.selectors import grant_batch_digest
 from tongban.entitlements.services import entitlements_run, entitlements_snapshot
 from tongban.entitlements.snapshot import snapshot_chunks
@@ -229,19 +230,29 @@ def test_bulk_rows_are_the_rows_the_orm_writes(town: list[Person]) -> None:
     assert bulk["facts"] == facts and bulk["granted_at"] == now
 
 
-def test_a_grants_history_names_the_runs_that_touched_it(town: list[Person]) -> None:
+def test_each_grant_is_a_case_with_its_steps(town: list[Person]) -> None:
     entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=4)
-    grant = Entitlement.objects.order_by("pk").first()
-    assert grant is not None
+    grants = list(Entitlement.objects.select_related("case", "case__item").order_by("pk"))
+    assert len(grants) == 3 and Case.objects.count() == 3
+
+    for grant in grants:
+        case = grant.case
+        assert case is not None and case.applicant_person_id == grant.person_id
+        assert case.item.code == "11370100004187917P-000507103000-01"
+        assert case.submission_id is None and case.state == "completed"
+        assert case.decision == "approved" and case.closed_at == grant.granted_at
+        day = f"{timezone.localdate(case.submitted_at):%Y%m%d}"  # opened today, whatever ON is
+        assert re.fullmatch(rf"370100{day}Z[0-9A-HJ-NP-Y]{{7}}", case.number)
+        assert list(case.events.values_list("action", "to_state")) == [("grant", "completed")]
+    account = grants[0].case.submitted_by  # type: ignore[union-attr]
+    assert account.username == "civil_affairs-benefits"
+    assert not account.is_active and not account.has_usable_password()
+
+    entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=4)  # nothing new
+    assert Case.objects.count() == 3 and CaseEvent.objects.count() == 3
     entitlements_run(rule=RULE, actor="test", on=dt.date(2026, 7, 1), bucket_persons=4)
 
-    history = selectors_history(grant)
-
-    assert [e.action for e in history] == [
-        "entitlement.grant_batch",
-        "entitlement.run",
-        "entitlement.revalue_batch",
-    ]
-    assert all(
-        (e.after or {}).get("bucket", grant.person_id % 3) == grant.person_id % 3 for e in history
-    )
+    assert Case.objects.count() == 3
+    revalued = CaseEvent.objects.filter(action="benefit_revalue")
+    assert sorted(revalued.values_list("case_id", flat=True)) == [g.case_id for g in grants]
+    assert {e.note for e in revalued} == {"每月120.00元"}

@@ -34,6 +34,7 @@ MIXED = entitlement_rules_parse(
                 "code": "mixed",
                 "name": "测试待遇",
                 "department": "civil_affairs",
+                "item": "ITEM-MIXED",
                 "legal_reference": "测试依据",
                 "amount": [{"from": "2000-01-01", "value": 50}],
                 "conditions": [

@@ -25,6 +25,7 @@ def book(**changes: Any) -> dict[str, Any]:
         "code": "x",
         "name": "测试待遇",
         "department": "social_insurance",
+        "item": "ITEM-X",
         "legal_reference": "依据",
         "amount": "0.00",
         "conditions": [
@@ -78,6 +79,7 @@ def test_a_good_verification_and_guardians_parse() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
+        ({"item": ""}, "item is required"),
         ({"verification": {"deadline_days": 0, "signals": [SIGNAL]}}, "deadline_days"),
         ({"verification": {"deadline_days": 5, "when": 1}}, "verification keys"),
         (

@@ -10,14 +10,28 @@ from django.core.management import CommandError, call_command
 from tests.exchange.factories import load_datasets, make_grant, put_rows
 from tests.people.factories import make_user
 from tongban.audit.models import AuditEntry
-from tongban.cases.models import Notification
-from tongban.entitlements.errors import DataNotGranted, EntitlementNotFound, RuleNotFound
+from tongban.cases.models import Case, CaseEvent, Notification
+from tongban.catalog.models import ServiceItem
+from tongban.entitlements.errors import (
+    DataNotGranted,
+    EntitlementNotFound,
+    RuleItemMissing,
+    RuleNotFound,
+)
 from tongban.entitlements.evaluate import facts_report
 from tongban.entitlements.models import Entitlement, EntitlementRun
+from tongban.entitlements.rulebook import entitlement_rule_in_force
 from tongban.entitlements.services import entitlement_decline, entitlements_run
 from tongban.people.models import Department, User
 
-from .factories import FIELDS, ON, civil_affairs_with_grant, population_set, resident
+from .factories import (
+    FIELDS,
+    ON,
+    benefit_items,
+    civil_affairs_with_grant,
+    population_set,
+    resident,
+)
 
 pytestmark = pytest.mark.django_db
 RULE = "elder_allowance"
@@ -111,6 +125,7 @@ def test_a_decline_is_respected_by_the_next_run(town: dict) -> None:
     grant.refresh_from_db()
     assert grant.status == "declined" and grant.declined_at is not None
     assert again.granted == 0 and again.declined == 1
+    assert _steps(grant) == [("grant", ""), ("benefit_decline", "")]
     assert AuditEntry.objects.filter(action="entitlement.decline").count() == 1
 
 
@@ -123,6 +138,7 @@ def test_lost_eligibility_goes_to_review_never_ended(town: dict) -> None:
     grant = Entitlement.objects.get(person=town["elder"])
     assert grant.status == "review" and grant.review_at is not None
     assert again.to_review == 1 and again.unchanged == 1
+    assert _steps(grant) == [("grant", ""), ("benefit_review", "")]
     (review,) = AuditEntry.objects.filter(action="entitlement.review_batch")
     assert (review.after or {})["count"] == 1 and (review.after or {})["status"] == "review"
     assert _run().to_review == 0  # already flagged: nothing more
@@ -135,6 +151,19 @@ def test_dry_run_writes_no_entitlement(town: dict) -> None:
     assert set(outcome.newly_eligible) == {town["elder"].pk, town["elder_no_account"].pk}
     assert not Entitlement.objects.exists()
     assert AuditEntry.objects.filter(action="entitlement.dry_run").count() == 1
+
+
+def test_a_rule_without_its_catalog_item_runs_nothing(town: dict) -> None:
+    rule = entitlement_rule_in_force(RULE, on=ON)
+    assert rule is not None
+    ServiceItem.objects.filter(code=rule.item).delete()
+
+    with pytest.raises(RuleItemMissing) as refused:
+        entitlements_run(rule=RULE, actor="test", on=ON)
+
+    assert refused.value.details == {"item": "11370100004187917P-000507103000-01"}
+    assert not EntitlementRun.objects.exists() and not Case.objects.exists()
+    assert not AuditEntry.objects.filter(action="entitlement.snapshot").exists()
 
 
 def test_without_a_sharing_grant_nothing_is_read_or_written() -> None:
@@ -179,6 +208,7 @@ def test_a_child_holds_the_childcare_subsidy_and_the_parents_are_told() -> None:
     datasets = load_datasets("population", "birth_medical")
     health = Department.objects.get(code="health")  # provides the birth certificates
     make_grant(consumer=health, dataset=datasets["population"], fields=FIELDS, days=365)
+    benefit_items(health)
     mother = resident(born=dt.date(1992, 4, 1), account=True)
     baby = resident(born=dt.date(2025, 2, 1))
     older = resident(born=dt.date(2022, 1, 1))  # three by 2026-03-01
@@ -242,3 +272,8 @@ def test_command_takes_a_snapshot_and_runs_on_it(
     call_command("entitlements", "run", RULE, "--snapshot", str(tmp_path / "s"))
     assert "2 granted" in capsys.readouterr().out
     assert Entitlement.objects.count() == 2
+
+
+def _steps(grant: Entitlement) -> list[tuple[str, str]]:
+    """The grant's case timeline: each step's action and note."""
+    return list(CaseEvent.objects.filter(case=grant.case_id).values_list("action", "note"))

@@ -9,10 +9,10 @@ from django.test import Client
 from django.utils import translation
 
 from tests.exchange.factories import load_datasets, make_grant, put_rows
-from tests.people.factories import login_verified, make_user
+from tests.people.factories import login_verified, make_department, make_user
 from tongban.audit.models import AuditEntry
 from tongban.cases.mandates import mandate_grant
-from tongban.cases.models import Notification
+from tongban.cases.models import CaseEvent, Notification
 from tongban.entitlements.errors import EntitlementNotFound
 from tongban.entitlements.models import Entitlement, EntitlementRun
 from tongban.entitlements.services import (
@@ -22,7 +22,14 @@ from tongban.entitlements.services import (
 )
 from tongban.people.models import Department, User
 
-from .factories import FIELDS, ON, civil_affairs_with_grant, population_set, resident
+from .factories import (
+    FIELDS,
+    ON,
+    benefit_items,
+    civil_affairs_with_grant,
+    population_set,
+    resident,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -63,17 +70,37 @@ def test_the_grants_history_shows_what_changed_it(client: Client, granted: dict)
     assert "Granted from the shared data, without applying" in page.content.decode()
 
 
-def test_my_applications_list_the_benefits_held_without_applying(
-    client: Client, granted: dict
-) -> None:
+def test_the_grant_is_a_case_in_my_applications(client: Client, granted: dict) -> None:
+    case = Entitlement.objects.select_related("case").get().case
+    assert case is not None
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
     client.force_login(granted["elder"])
-    text = client.get("/cases/").content.decode()
-    assert "Benefits without applying" in text and "高龄津贴" in text
-    assert "See why, and the history, under My benefits" in text
+
+    listed = client.get("/cases/").content.decode()
+    assert case.number in listed and "Granted to you from the shared data" in listed
+    benefits = client.get("/entitlements/").content.decode()
+    assert f'href="/cases/{case.pk}/"' in benefits and case.number in benefits
+    page = client.get(f"/cases/{case.pk}/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Granted without applying (免申即享)" in text and "Materials" not in text
+    assert "Granted from the shared data, without applying" in text  # the timeline's step
+    assert (case.department.name_en or case.department.name) in text  # who granted it
 
     client.force_login(granted["young"])
-    assert "Benefits without applying" not in client.get("/cases/").content.decode()
+    assert case.number not in client.get("/cases/").content.decode()
+    assert client.get(f"/cases/{case.pk}/").status_code == 404
+
+
+def test_the_granting_departments_staff_find_the_case(client: Client, granted: dict) -> None:
+    case = Entitlement.objects.get().case
+    assert case is not None
+    staff = make_user(role=User.Role.STAFF, department=Department.objects.get(code="civil_affairs"))
+    login_verified(client, staff)
+    assert client.get(f"/cases/queue/{case.pk}/").status_code == 200
+    other = make_user(role=User.Role.STAFF, department=make_department(code="market"))
+    login_verified(client, other)
+    assert client.get(f"/cases/queue/{case.pk}/").status_code == 404
 
 
 def test_chinese_page(client: Client, granted: dict) -> None:
@@ -184,6 +211,8 @@ def test_the_granting_department_ends_a_grant_in_review(
     assert client.post(url, {"note": "人口库登记已死亡"}).status_code == 302
     in_review.refresh_from_db()
     assert in_review.status == "ended" and in_review.ended_at is not None
+    (step,) = CaseEvent.objects.filter(case=in_review.case_id, action="benefit_end")
+    assert step.note == "人口库登记已死亡" and step.actor.startswith(f"user:{staff.pk}:")
     assert AuditEntry.objects.filter(action="entitlement.end").count() == 1
     assert Notification.objects.filter(event="entitlement_end").count() == 1
     assert client.post(url, {"note": "再次"}).status_code == 404  # decided already
@@ -196,6 +225,7 @@ def test_a_review_may_keep_the_grant(client: Client, in_review: Entitlement) -> 
     assert done.status_code == 302
     in_review.refresh_from_db()
     assert in_review.status == "granted"
+    assert CaseEvent.objects.filter(case=in_review.case_id).latest("pk").action == "benefit_keep"
 
 
 def test_other_departments_see_no_review(client: Client, in_review: Entitlement) -> None:
@@ -216,6 +246,7 @@ def test_a_parent_sees_their_childs_childcare_subsidy(client: Client) -> None:
     datasets = load_datasets("population", "birth_medical")
     health = Department.objects.get(code="health")
     make_grant(consumer=health, dataset=datasets["population"], fields=FIELDS, days=365)
+    benefit_items(health)
     father = resident(born=dt.date(1990, 4, 1), account=True)
     stranger = resident(born=dt.date(1991, 4, 1), account=True)
     baby = resident(born=dt.date(2025, 2, 1))

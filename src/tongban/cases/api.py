@@ -161,7 +161,7 @@ def _on_behalf(case: Case) -> dict[str, Any] | None:
     """Who applied for the applicant, if someone did: an agent under a mandate or window
     staff with the authorization they were shown."""
     submission = case.submission
-    if submission.mandate_id is None and not submission.on_behalf_note:
+    if submission is None or (submission.mandate_id is None and not submission.on_behalf_note):
         return None
     mandate = submission.mandate
     return {
@@ -173,7 +173,7 @@ def _on_behalf(case: Case) -> dict[str, Any] | None:
 
 
 def _summary(case: Case) -> dict[str, Any]:
-    bundle = case.submission.bundle
+    bundle = case.submission.bundle if case.submission else None
     return {
         "on_behalf": _on_behalf(case),
         "id": case.pk,

@@ -175,7 +175,11 @@ class Case(Applicant):
         REJECTED = "rejected", _("Rejected")  # 不予
 
     number = models.CharField(_("case number"), max_length=32, unique=True)
-    submission = models.ForeignKey(Submission, on_delete=models.PROTECT, related_name="cases")
+    # None for a case the platform opened itself, nobody having applied: a benefit granted
+    # from the shared data (免申即享, see `cases.granted`).
+    submission = models.ForeignKey(
+        Submission, on_delete=models.PROTECT, null=True, blank=True, related_name="cases"
+    )
     item = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="cases")
     # Copied from the item when submitted, so a later catalog change does not move the case.
     department = models.ForeignKey(

@@ -152,7 +152,9 @@ class CaseSummaryOut(Schema):
     due_at: dt.date
     closed_at: dt.datetime | None
     result_license: str | None = Field(description="Identifier of the license issued")
-    submission: int
+    submission: int | None = Field(
+        description="None for a benefit the platform granted without an application (免申即享)"
+    )
     bundle: str | None
     on_behalf: OnBehalfOut | None = Field(
         None, description="Set when someone applied for the applicant"

@@ -40,7 +40,7 @@ from tongban.licensing.models import License
 from tongban.people.decorators import staff_required
 from tongban.people.models import Person, User
 
-from . import mandates, notifications, selectors, services, uploads
+from . import granted, mandates, notifications, selectors, services, uploads
 from .errors import MandateNotFound, UploadNotFound, WindowSessionExpired
 from .forms import (
     AgentServiceForm,
@@ -77,6 +77,12 @@ ACTION_LABELS = {
     "complete": gettext_lazy("Completed"),
     "withdraw": gettext_lazy("Withdrawn"),
     "evaluate": gettext_lazy("Rated"),
+    granted.GRANT: gettext_lazy("Granted from the shared data, without applying"),
+    granted.BENEFIT_REVIEW: gettext_lazy("Sent to staff review"),
+    granted.BENEFIT_REVALUE: gettext_lazy("Amount updated under the rule in force"),
+    granted.BENEFIT_DECLINE: gettext_lazy("Declined"),
+    granted.BENEFIT_KEEP: gettext_lazy("Kept after staff review"),
+    granted.BENEFIT_END: gettext_lazy("Ended after staff review"),
 }
 STAFF_DONE = {
     "accept": gettext_lazy("The application was accepted; the time limit runs."),
@@ -265,7 +271,7 @@ def _timeline(case: Case, *, for_staff: bool) -> list[dict[str, Any]]:
     applicant_label = f"user:{case.submitted_by_id}:"
     rows = []
     for event in selectors.case_timeline(case):
-        if event.actor.startswith(applicant_label):
+        if event.actor.startswith(applicant_label) or event.action == granted.BENEFIT_DECLINE:
             who = _("Applicant")
         elif event.actor.startswith("rules:"):
             who = _("Instant-approval rules")

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.db.models.expressions import RawSQL
 
 BATCH_ROWS = 1 << 16
@@ -167,3 +167,34 @@ def pairs_digest(persons: pa.Array, ids: pa.Array) -> str:
         )
         digest.update(memoryview(data)[offsets[0].as_py() : offsets[-1].as_py()])
     return digest.hexdigest()
+
+
+def ids_reserve(model: type[Model], count: int) -> pa.Array:
+    """`count` new primary keys for `model`'s table, so rows (and the rows that name them)
+    can be written in bulk without reading them back. They come from the table's sequence,
+    which no other insert then takes: on PostgreSQL its identity sequence; on SQLite the
+    AUTOINCREMENT counter, moved on under this transaction's write lock."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("ids are reserved inside the transaction that writes them")
+    table = model._meta.db_table
+    if connection.vendor == "postgresql":
+        sql = "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)"
+        schema = pa.schema([("id", pa.int64())])
+        batches = list(query_batches(sql, [table, count], schema))
+        return pa.Table.from_batches(batches, schema=schema)["id"].combine_chunks()
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        # A write takes the lock (a deferred transaction that only read would not hold it).
+        cursor.execute("UPDATE sqlite_sequence SET seq = seq WHERE name = %s", [table])
+        cursor.execute(
+            f"SELECT MAX(top) FROM (SELECT MAX(id) AS top FROM {quote(table)} "  # noqa: S608
+            "UNION ALL SELECT seq FROM sqlite_sequence WHERE name = %s)",
+            [table],
+        )
+        top = cursor.fetchone()[0] or 0
+        cursor.execute("UPDATE sqlite_sequence SET seq = %s WHERE name = %s", [top + count, table])
+        if not cursor.rowcount:
+            cursor.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, top + count]
+            )
+    return pa.array(range(top + 1, top + 1 + count), pa.int64())

@@ -20,6 +20,16 @@ class DataNotGranted(PermissionDeniedError):
     )
 
 
+class RuleItemMissing(ConflictError):
+    """The rule's catalog item (`item`, in the details) is not in the catalog, or is
+    another department's: its grants would have no case to be."""
+
+    code = "entitlement_rule_item_missing"
+    default_message = _(
+        "The catalog has no item of the granting department for this rule's grants."
+    )
+
+
 class EntitlementNotFound(NotFoundError):
     code = "entitlement_not_found"
     default_message = _("No such entitlement of yours.")

@@ -5,6 +5,7 @@ themselves are data (`rules.yaml`), named here by their code and version."""
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from tongban.cases.models import Case
 from tongban.people.models import Person
 
 
@@ -69,6 +70,16 @@ class Entitlement(models.Model):
     granted_at = models.DateTimeField(_("granted at"))
     granted_by_run = models.ForeignKey(
         EntitlementRun, on_delete=models.PROTECT, related_name="+", verbose_name=_("run")
+    )
+    # The case (办件) the grant is, with its number, department and timeline; None only for
+    # grants made before grants opened cases.
+    case = models.OneToOneField(
+        Case,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="entitlement",
+        verbose_name=_("case"),
     )
     declined_at = models.DateTimeField(_("declined at"), null=True, blank=True)
     review_at = models.DateTimeField(_("sent to review at"), null=True, blank=True)

@@ -28,6 +28,7 @@ KEYS = frozenset(
         "code",
         "name",
         "department",
+        "item",
         "legal_reference",
         "effective_from",
         "effective_until",
@@ -39,7 +40,9 @@ KEYS = frozenset(
     }
 )
 # Keys of an entitlement rule that the instant-approval parser does not know.
-OWN_KEYS = frozenset({"code", "department", "amount", "amount_note", "guardians", "verification"})
+OWN_KEYS = frozenset(
+    {"code", "department", "item", "amount", "amount_note", "guardians", "verification"}
+)
 VERIFICATION_KEYS = frozenset({"deadline_days", "legal_reference", "signals"})
 
 
@@ -68,6 +71,8 @@ class EntitlementRule:
     code: str
     name: str
     department: str
+    # The catalog item (事项) each grant is a case of, handled by `department`.
+    item: str
     legal_reference: str
     effective_from: dt.date | None
     effective_until: dt.date | None
@@ -178,7 +183,7 @@ def entitlement_rules_parse(document: Mapping[str, Any]) -> tuple[EntitlementRul
         unknown = set(raw) - KEYS
         if unknown:
             raise RulesInvalid(f"{where}: unknown keys {sorted(unknown)}")
-        for key in ("code", "department", "amount"):
+        for key in ("code", "department", "item", "amount"):
             if raw.get(key) in (None, ""):
                 raise RulesInvalid(f"{where}: {key} is required")
         # The instant-approval parser checks name, legal reference, dates and conditions.
@@ -192,6 +197,7 @@ def entitlement_rules_parse(document: Mapping[str, Any]) -> tuple[EntitlementRul
             code=str(raw["code"]),
             name=parsed.name,
             department=str(raw["department"]),
+            item=str(raw["item"]),
             legal_reference=parsed.legal_reference,
             effective_from=parsed.effective_from,
             effective_until=parsed.effective_until,

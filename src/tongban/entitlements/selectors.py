@@ -5,8 +5,6 @@ from typing import Any
 import pyarrow as pa
 from django.db.models import F, Q, QuerySet
 
-from tongban.audit.models import AuditEntry
-from tongban.audit.selectors import entries_for_target
 from tongban.audit.services import audit_record
 from tongban.cases.mandates import mandates_held
 from tongban.core.bulk import pairs_digest, queryset_table
@@ -19,7 +17,11 @@ from .rulebook import entitlement_rules_all
 
 
 def entitlements_of(person: Person) -> QuerySet[Entitlement]:
-    return Entitlement.objects.filter(person=person).order_by("-granted_at", "-pk")
+    return (
+        Entitlement.objects.filter(person=person)
+        .select_related("case")
+        .order_by("-granted_at", "-pk")
+    )
 
 
 def entitlement_of_user(user: User, pk: Any) -> Entitlement:
@@ -41,7 +43,8 @@ def entitlements_of_principals(person: Person) -> list[tuple[Person, list[Entitl
     agent can tell them; read-only, the decision to decline stays the principal's."""
     principals = {m.principal_id: m.principal for m in mandates_held(person) if m.all_items}
     held: dict[int, list[Entitlement]] = {pk: [] for pk in principals}
-    for entitlement in Entitlement.objects.filter(person_id__in=principals).order_by("pk"):
+    held_by = Entitlement.objects.filter(person_id__in=principals).select_related("case")
+    for entitlement in held_by.order_by("pk"):
         held[entitlement.person_id].append(entitlement)
     return [(principals[pk], held[pk]) for pk in sorted(principals) if held[pk]]
 
@@ -77,7 +80,7 @@ def entitlements_of_children(user: User) -> list[tuple[Person, list[Entitlement]
         children = Record.objects.filter(named, dataset__code=rule.guardians.dataset)
         held = Entitlement.objects.filter(
             rule_code=rule.code, person__resident_id__in=children.values("subject")
-        ).select_related("person")
+        ).select_related("person", "case")
         for entitlement in held.order_by("person__resident_id", "pk"):
             found.setdefault(entitlement.person, []).append(entitlement)
     for child in found:
@@ -102,26 +105,3 @@ def grant_batch_digest(*, run: EntitlementRun, bucket: int, buckets: int) -> tup
     )
     table = queryset_table(rows, pa.schema([("person", pa.int64()), ("id", pa.int64())]))
     return table.num_rows, pairs_digest(table["person"], table["id"])
-
-
-def entitlement_history(entitlement: Entitlement) -> list[AuditEntry]:
-    """Who touched this grant, oldest first: the run that made it (its entry, and the
-    bulk entry of the bucket the holder fell in, whose digest names the grant), bulk
-    entries of later runs that sent it to review or changed its amount in that bucket,
-    and the grant's own entries (declined, review decided)."""
-    runs = AuditEntry.objects.filter(
-        object_type=EntitlementRun._meta.label_lower, after__rule=entitlement.rule_code
-    ).order_by("seq")
-    made = str(entitlement.granted_by_run_id)
-    found = []
-    for entry in runs:
-        after = entry.after or {}
-        if "bucket" in after:
-            if entitlement.person_id % after["buckets"] != after["bucket"]:
-                continue
-            if entry.action == "entitlement.grant_batch" and entry.object_id != made:
-                continue
-        elif entry.object_id != made:
-            continue
-        found.append(entry)
-    return sorted([*found, *entries_for_target(target=entitlement)], key=lambda e: e.seq)

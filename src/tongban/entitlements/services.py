@@ -29,12 +29,17 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone, translation
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from tongban.audit.services import actor_label, audit_record
+from tongban.cases import granted
 from tongban.cases.models import Notification
+from tongban.catalog.models import ServiceItem
 from tongban.core.bulk import ids_chosen, pairs_digest, queryset_table, rows_append
 from tongban.exchange.models import AccessGrant, Dataset, Record
+from tongban.exchange.proofs import system_account
 from tongban.people.models import Department, Person, User
 
 from .errors import (
@@ -43,6 +48,7 @@ from .errors import (
     EntitlementNotFound,
     EntitlementNotInReview,
     ReviewNoteInvalid,
+    RuleItemMissing,
     RuleNotFound,
 )
 from .evaluate import Progress, Snapshot, batch_evaluate, facts_build
@@ -56,6 +62,8 @@ from .rulebook import (
 from .snapshot import BUCKET_PERSONS, bucket_of, snapshot_chunks, snapshot_export, snapshot_manifest
 
 PREVIEW_MAX = 1000
+# The granting department's system account that the cases of its grants are opened by.
+GRANTS_SUFFIX = "-benefits"
 NOTIFY_BATCH = 2_000
 Status = Entitlement.Status
 
@@ -90,6 +98,18 @@ def _grants_check(rule: EntitlementRule, on: dt.date) -> Department:
         if not any(fields <= set(g.fields) for g in grants):
             raise DataNotGranted(dataset=code, fields=sorted(fields))
     return department
+
+
+def _item(rule: EntitlementRule, department: Department) -> ServiceItem:
+    """The catalog item the rule's grants are cases of: one of the granting department's."""
+    item = (
+        ServiceItem.objects.filter(code=rule.item, department=department)
+        .select_related("department")
+        .first()
+    )
+    if item is None:
+        raise RuleItemMissing(item=rule.item)
+    return item
 
 
 def _rules(rule: str | None, on: dt.date) -> list[EntitlementRule]:
@@ -163,7 +183,7 @@ def entitlements_run(
     if snapshot is not None:
         return [_run(r, actor, dry_run, on, progress, snapshot) for r in rules]
     for each in rules:
-        _grants_check(each, on)  # before anything is read
+        _item(each, _grants_check(each, on))  # before anything is read
     with tempfile.TemporaryDirectory(prefix="tongban-snapshot-") as taken:
         directory = Path(taken)
         needs = _needs(rules, on)
@@ -192,7 +212,7 @@ def _held(rule: EntitlementRule, amount: Any) -> pa.Table:
     rows = (
         Entitlement.objects.filter(rule_code=rule.code)
         .annotate(current=current)
-        .values_list("pk", "person_id", "status", "current")
+        .values_list("pk", "person_id", "status", "current", "case_id")
         .order_by()
     )
     schema = pa.schema(
@@ -201,9 +221,16 @@ def _held(rule: EntitlementRule, amount: Any) -> pa.Table:
             ("person", pa.int64()),
             ("status", pa.string()),
             ("current", pa.int64()),
+            ("case", pa.int64()),
         ]
     )
     return queryset_table(rows, schema)
+
+
+def _stored(message: Promise) -> str:
+    """A text kept with the case, in the platform's language whoever ran the rule."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return str(message)
 
 
 def _count(mask: pa.Array) -> int:
@@ -220,6 +247,8 @@ class _Sweep:
     actor: Any
     amount: Any
     buckets: int
+    item: ServiceItem
+    account: User  # the department's system account, opening the cases
     now: dt.datetime = field(default_factory=timezone.now)
     counts: Counter[str] = field(default_factory=Counter)
     preview: list[int] = field(default_factory=list)
@@ -273,9 +302,24 @@ class _Sweep:
             return
         count = len(persons)
         ops = connection.ops
+        reason = _stored(
+            gettext_lazy("Meets every condition of %(name)s in the shared data (%(basis)s).")
+        ) % {
+            "name": self.rule.name,
+            "basis": self.rule.legal_reference,
+        }
+        cases = granted.granted_cases_open(
+            item=self.item,
+            persons=persons,
+            account=self.account,
+            actor=self.actor,
+            reason=reason,
+            now=self.now,
+        )
         rows = pa.table(
             {
                 "person_id": persons,
+                "case_id": cases,
                 "rule_code": pa.repeat(self.rule.code, count),
                 "rule_version": pa.repeat(self.rule.version, count),
                 "status": pa.repeat(str(Status.GRANTED), count),
@@ -309,6 +353,12 @@ class _Sweep:
             Entitlement.objects.filter(pk__in=chosen, status=Status.GRANTED).update(
                 status=Status.REVIEW, review_at=self.now
             )
+        granted.case_steps_add(
+            pc.drop_null(lost["case"]),
+            action=granted.BENEFIT_REVIEW,
+            actor=self.actor,
+            now=self.now,
+        )
         self._audit(
             "entitlement.review_batch",
             bucket,
@@ -326,6 +376,13 @@ class _Sweep:
             Entitlement.objects.filter(pk__in=chosen, status=Status.GRANTED).update(
                 amount=self.amount, rule_version=self.rule.version
             )
+        granted.case_steps_add(
+            pc.drop_null(revalued["case"]),
+            action=granted.BENEFIT_REVALUE,
+            actor=self.actor,
+            now=self.now,
+            note=_stored(gettext_lazy("%(amount)s yuan a month")) % {"amount": self.amount},
+        )
         self._audit(
             "entitlement.revalue_batch",
             bucket,
@@ -347,6 +404,7 @@ def _run(
 ) -> RunOutcome:
     started = timezone.now()
     department = _grants_check(rule, on)
+    item = _item(rule, department)
     needs = rule.needs(on)
     manifest = snapshot_manifest(directory, needs)
     _lock(rule)
@@ -362,7 +420,8 @@ def _run(
         finished_at=started,
     )
     run.save()  # first, so that grants can name their run
-    sweep = _Sweep(rule, run, on, actor, amount, manifest["buckets"])
+    account = system_account(department, actor, suffix=GRANTS_SUFFIX)
+    sweep = _Sweep(rule, run, on, actor, amount, manifest["buckets"], item, account)
     for bucket, chunk in snapshot_chunks(directory, needs):
         sweep.bucket(bucket, chunk, held, dry_run)
         if progress:
@@ -473,7 +532,15 @@ def _to_review(rule: EntitlementRule, person_ids: Sequence[int], *, actor: Any) 
             before={"status": Status.GRANTED},
             after={"status": Status.REVIEW},
         )
+    cases = [e.case_id for e in flagged if e.case_id is not None]
     flagged.update(status=Status.REVIEW, review_at=now)
+    granted.case_steps_add(
+        pa.array(cases, pa.int64()),
+        action=granted.BENEFIT_REVIEW,
+        actor=actor,
+        now=now,
+        note=_stored(gettext_lazy("Not confirmed in time")),
+    )
 
 
 def _rule_staff_check(entitlement: Entitlement, actor: User) -> EntitlementRule:
@@ -505,6 +572,7 @@ def entitlement_review_decide(
     locked.status = Status.GRANTED if keep else Status.ENDED
     locked.ended_at = None if keep else timezone.now()
     locked.save(update_fields=["status", "ended_at"])
+    _step(locked, granted.BENEFIT_KEEP if keep else granted.BENEFIT_END, actor, note=note)
     audit_record(
         action="entitlement.review_keep" if keep else "entitlement.end",
         actor=actor,
@@ -538,6 +606,7 @@ def entitlement_decline(*, entitlement: Entitlement, actor: User) -> Entitlement
     before = {"status": locked.status}
     locked.status, locked.declined_at = Status.DECLINED, timezone.now()
     locked.save(update_fields=["status", "declined_at"])
+    _step(locked, granted.BENEFIT_DECLINE, actor)
     audit_record(
         action="entitlement.decline",
         actor=actor,
@@ -547,3 +616,15 @@ def entitlement_decline(*, entitlement: Entitlement, actor: User) -> Entitlement
         after={"status": locked.status},
     )
     return locked
+
+
+def _step(entitlement: Entitlement, action: str, actor: Any, *, note: str = "") -> None:
+    """The grant's change on its case's timeline."""
+    if entitlement.case_id is not None:
+        granted.case_steps_add(
+            pa.array([entitlement.case_id], pa.int64()),
+            action=action,
+            actor=actor,
+            now=timezone.now(),
+            note=note,
+        )

@@ -18,6 +18,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from tongban.cases.rules import condition_explanation
+from tongban.cases.selectors import case_timeline
+from tongban.cases.views import ACTION_LABELS
 from tongban.core.errors import PermissionDeniedError, TongbanError
 from tongban.core.schedule import schedule_of_task
 from tongban.people.decorators import staff_required
@@ -33,19 +35,6 @@ from .tasks import SCHEDULER_ACTOR, entitlements_run_enqueue, entitlements_run_t
 View = Callable[..., HttpResponse]
 PREVIEW_LIMIT = 50
 RECENT_RUNS = 5
-# A grant's history (办理记录) as its holder reads it, from the audit log: the entries that
-# changed it (a run's entries that only read data are left out).
-HISTORY = {
-    "entitlement.grant_batch": gettext_lazy("Granted from the shared data, without applying"),
-    "entitlement.review_batch": gettext_lazy(
-        "The data no longer showed every condition: sent to staff review"
-    ),
-    "entitlement.review": gettext_lazy("Not confirmed in time: sent to staff review"),
-    "entitlement.revalue_batch": gettext_lazy("Amount updated under the rule in force"),
-    "entitlement.decline": gettext_lazy("Declined"),
-    "entitlement.review_keep": gettext_lazy("Kept after staff review"),
-    "entitlement.end": gettext_lazy("Ended after staff review"),
-}
 
 
 def resident_required(view: View) -> View:
@@ -85,10 +74,11 @@ def _explained(entitlement: Entitlement) -> dict[str, Any]:
         for entry in report.get("conditions") or []
     ]
     rule = next((r for r in entitlement_rules_all() if r.code == entitlement.rule_code), None)
+    # The grant's history (办理记录) is its case's timeline.
+    steps = case_timeline(entitlement.case) if entitlement.case is not None else []
     history = [
-        {"at": entry.at, "what": HISTORY[entry.action]}
-        for entry in selectors.entitlement_history(entitlement)
-        if entry.action in HISTORY
+        {"at": step.at, "what": ACTION_LABELS.get(step.action, step.action), "note": step.note}
+        for step in steps
     ]
     return {
         "entitlement": entitlement,
