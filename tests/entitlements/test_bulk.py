@@ -15,12 +15,15 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from tests.cases.factories import make_case
 from tongban.audit.models import AuditEntry
 from tongban.audit.selectors import verify_log
 from tongban.cases.models import Case, CaseEvent
+from tongban.catalog.models import ServiceItem
 from tongban.core.bulk import pairs_digest, rows_append
 from tongban.entitlements.errors import SnapshotInvalid
 from tongban.entitlements.models import Entitlement, EntitlementRun
+from tongban.entitlements.rulebook import entitlement_rule_in_force
 from tongban.entitlements.selectors import grant_batch_digest
 from tongban.entitlements.services import entitlements_run, entitlements_snapshot
 from tongban.entitlements.snapshot import snapshot_chunks
@@ -256,3 +259,23 @@ def test_each_grant_is_a_case_with_its_steps(town: list[Person]) -> None:
     revalued = CaseEvent.objects.filter(action="benefit_revalue")
     assert sorted(revalued.values_list("case_id", flat=True)) == [g.case_id for g in grants]
     assert {e.note for e in revalued} == {"每月120.00元"}
+
+
+def test_an_approved_application_becomes_the_grant_not_a_second_case(town: list[Person]) -> None:
+    rule = entitlement_rule_in_force(RULE, on=ON)
+    assert rule is not None
+    item = ServiceItem.objects.get(code=rule.item)
+    applied = make_case(item, applicant=town[1])  # the data had missed them: they applied
+    Case.objects.filter(pk=applied.pk).update(state="completed", decision="approved")
+    refused = make_case(item, applicant=town[4])
+    Case.objects.filter(pk=refused.pk).update(state="decided", decision="rejected")
+
+    entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=4)
+
+    grant = Entitlement.objects.get(person=town[1])
+    assert grant.case_id == applied.pk
+    assert grant.facts["observed"]["aged"]["age"] == 85  # born 1941-02-02: their own facts
+    assert list(applied.events.values_list("action", flat=True)) == ["submit", "benefit_hold"]
+    assert Entitlement.objects.get(person=town[4]).case_id not in (refused.pk, None)
+    assert Case.objects.filter(applicant_person=town[1]).count() == 1
+    assert Case.objects.count() == 4  # two applications, two cases opened for the others

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from tongban.audit.services import actor_label
 from tongban.catalog.models import ServiceItem
-from tongban.core.bulk import ids_reserve, rows_append
+from tongban.core.bulk import ids_reserve, queryset_table, rows_append
 from tongban.people.models import User
 
 from .models import Case, CaseEvent
@@ -31,6 +31,7 @@ BENEFIT_REVIEW = "benefit_review"
 BENEFIT_KEEP = "benefit_keep"
 BENEFIT_END = "benefit_end"
 BENEFIT_REVALUE = "benefit_revalue"
+BENEFIT_HOLD = "benefit_hold"  # an approved application's benefit, now held and checked
 
 # The alphabet of `services.case_number_new`'s random part, which has no Z: a number whose
 # part starts with Z is one of these, and never equals a number drawn at random.
@@ -106,6 +107,24 @@ def granted_cases_open(
     rows_append(Case._meta.db_table, pa.table(rows))
     case_steps_add(ids, action=GRANT, actor=actor, now=now, to_state=State.COMPLETED)
     return ids
+
+
+def cases_applied(item: ServiceItem) -> pa.Table:
+    """The approved applications for `item` by a person (someone the data had missed applied,
+    or was approved by staff), the latest per applicant: columns person and case."""
+    rows = (
+        Case.objects.filter(
+            item=item,
+            decision=Case.Decision.APPROVED,
+            submission__isnull=False,
+            applicant_person__isnull=False,
+        )
+        .values_list("applicant_person_id", "pk")
+        .order_by()
+    )
+    table = queryset_table(rows, pa.schema([("person", pa.int64()), ("case", pa.int64())]))
+    latest = table.group_by("person").aggregate([("case", "max")])
+    return latest.rename_columns(["person", "case"])
 
 
 def case_steps_add(

@@ -78,6 +78,7 @@ ACTION_LABELS = {
     "withdraw": gettext_lazy("Withdrawn"),
     "evaluate": gettext_lazy("Rated"),
     granted.GRANT: gettext_lazy("Granted from the shared data, without applying"),
+    granted.BENEFIT_HOLD: gettext_lazy("Now held as a benefit, checked against the shared data"),
     granted.BENEFIT_REVIEW: gettext_lazy("Sent to staff review"),
     granted.BENEFIT_REVALUE: gettext_lazy("Amount updated under the rule in force"),
     granted.BENEFIT_DECLINE: gettext_lazy("Declined"),

@@ -249,6 +249,7 @@ class _Sweep:
     buckets: int
     item: ServiceItem
     account: User  # the department's system account, opening the cases
+    applied: pa.Table  # approved applications for the item that are no grant yet: person, case
     now: dt.datetime = field(default_factory=timezone.now)
     counts: Counter[str] = field(default_factory=Counter)
     preview: list[int] = field(default_factory=list)
@@ -298,9 +299,20 @@ class _Sweep:
         )
 
     def _grant(self, bucket: int, chunk: Snapshot, persons: pa.Array) -> None:
+        """Grant these people: each grant is a new case, or the case of their approved
+        application for the benefit when they have one (the data had missed them), which
+        then gets the grant's step instead of a second case."""
         if not len(persons):
             return
         count = len(persons)
+        applied = pc.is_in(persons, value_set=self.applied["person"])
+        adopted, persons = persons.filter(applied), persons.filter(pc.invert(applied))
+        adopted_cases = self.applied["case"].take(
+            pc.index_in(adopted, value_set=self.applied["person"])
+        )
+        granted.case_steps_add(
+            adopted_cases, action=granted.BENEFIT_HOLD, actor=self.actor, now=self.now
+        )
         ops = connection.ops
         reason = _stored(
             gettext_lazy("Meets every condition of %(name)s in the shared data (%(basis)s).")
@@ -316,10 +328,11 @@ class _Sweep:
             reason=reason,
             now=self.now,
         )
+        persons = pa.concat_arrays([adopted, persons])
         rows = pa.table(
             {
                 "person_id": persons,
-                "case_id": cases,
+                "case_id": pa.concat_arrays([adopted_cases.combine_chunks(), cases]),
                 "rule_code": pa.repeat(self.rule.code, count),
                 "rule_version": pa.repeat(self.rule.version, count),
                 "status": pa.repeat(str(Status.GRANTED), count),
@@ -421,7 +434,9 @@ def _run(
     )
     run.save()  # first, so that grants can name their run
     account = system_account(department, actor, suffix=GRANTS_SUFFIX)
-    sweep = _Sweep(rule, run, on, actor, amount, manifest["buckets"], item, account)
+    applied = granted.cases_applied(item)
+    applied = applied.filter(pc.invert(pc.is_in(applied["case"], value_set=held["case"])))
+    sweep = _Sweep(rule, run, on, actor, amount, manifest["buckets"], item, account, applied)
     for bucket, chunk in snapshot_chunks(directory, needs):
         sweep.bucket(bucket, chunk, held, dry_run)
         if progress:
