@@ -10,6 +10,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
+from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from tongban.cases.tasks import expiry_sweep_task
@@ -21,6 +23,7 @@ from tongban.core.schedule import (
     schedule_of_task,
     schedule_slot_claim,
 )
+from tongban.core.tasks import tasks_prune_task
 from tongban.entitlements.tasks import entitlements_run_task
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +42,7 @@ def slots() -> list[tuple[str, dt.datetime]]:
 
 
 def test_the_shipped_schedule_runs_the_entitlement_rules_and_the_expiry_sweep_daily():
-    rules, verifications, expiry = schedule_all()
+    rules, verifications, expiry, prune = schedule_all()
     assert rules == Periodic(name="entitlements-daily", task_path=TASK, cron="0 2 * * *")
     assert rules.task is entitlements_run_task
     assert schedule_of_task(entitlements_run_task) == [rules]
@@ -54,6 +57,29 @@ def test_the_shipped_schedule_runs_the_entitlement_rules_and_the_expiry_sweep_da
         cron="0 7 * * *",
     )
     assert schedule_of_task(expiry_sweep_task) == [expiry]
+    assert prune.task is tasks_prune_task and prune.cron == "30 4 * * 0"
+
+
+def test_the_weekly_prune_keeps_what_is_recent_or_unfinished():
+    now = timezone.now()
+    old, recent, queued = (entitlements_run_task.enqueue(rule=code) for code in "abc")
+    DBTaskResult.objects.filter(id__in=[old.id, recent.id]).update(
+        status=TaskResultStatus.SUCCESSFUL, finished_at=now - dt.timedelta(days=31)
+    )
+    DBTaskResult.objects.filter(id=recent.id).update(finished_at=now - dt.timedelta(days=29))
+    for days in (31, 29):
+        ScheduleSlot.objects.create(
+            schedule="daily",
+            due_at=now - dt.timedelta(days=days),
+            queued_at=now - dt.timedelta(days=days),
+            task_id=str(days),
+        )
+
+    assert tasks_prune_task.call() == {"slots_removed": 1}
+
+    kept = {str(pk) for pk in DBTaskResult.objects.values_list("id", flat=True)}
+    assert kept == {recent.id, queued.id}
+    assert list(ScheduleSlot.objects.values_list("task_id", flat=True)) == ["29"]
 
 
 def test_due_and_next_times_in_local_time():

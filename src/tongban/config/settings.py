@@ -215,6 +215,8 @@ TONGBAN_SCHEDULE = {
     "verifications-daily": ("tongban.entitlements.tasks.verifications_sweep_task", "0 3 * * *"),
     # In the morning, so that reminders arrive in the day.
     "license-expiry-daily": ("tongban.cases.tasks.expiry_sweep_task", "0 7 * * *"),
+    # Finished task results and claimed slots older than 30 days, on Sunday night.
+    "tasks-prune-weekly": ("tongban.core.tasks.tasks_prune_task", "30 4 * * 0"),
 }
 
 LOGGING = {
