@@ -242,7 +242,7 @@ def test_other_departments_see_no_review(client: Client, in_review: Entitlement)
     assert in_review.status == "review"
 
 
-def test_a_parent_sees_their_childs_childcare_subsidy(client: Client) -> None:
+def test_a_parent_sees_and_may_decline_their_childs_childcare_subsidy(client: Client) -> None:
     datasets = load_datasets("population", "birth_medical")
     health = Department.objects.get(code="health")
     make_grant(consumer=health, dataset=datasets["population"], fields=FIELDS, days=365)
@@ -261,9 +261,21 @@ def test_a_parent_sees_their_childs_childcare_subsidy(client: Client) -> None:
     text = client.get("/entitlements/").content.decode()
     assert "Benefits of your children" in text and "育儿补贴" in text and baby.name in text
     grant = Entitlement.objects.get(person=baby)
-    assert f"/entitlements/{grant.pk}/decline/" not in text
+    url = f"/entitlements/{grant.pk}/decline/"
+    assert url in text
     read = AuditEntry.objects.get(action="entitlement.guardian_read")
     assert read.subject_id == baby.resident_id
 
     client.force_login(User.objects.get(person=stranger))
     assert "育儿补贴" not in client.get("/entitlements/").content.decode()
+    assert client.get(url).status_code == 404
+    assert client.post(url, {"confirm": "on"}).status_code == 404
+    grant.refresh_from_db()
+    assert grant.status == "granted"
+
+    client.force_login(User.objects.get(person=father))
+    page = client.get(url).content.decode()
+    assert f"You decline it for {baby.name}, as their guardian." in page
+    assert client.post(url, {"confirm": "on"}).status_code == 302
+    grant.refresh_from_db()
+    assert grant.status == "declined"

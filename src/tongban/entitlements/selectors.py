@@ -25,17 +25,41 @@ def entitlements_of(person: Person) -> QuerySet[Entitlement]:
 
 
 def entitlement_of_user(user: User, pk: Any) -> Entitlement:
-    """The user's own entitlement; another's is as unknown as a missing one."""
+    """The user's own entitlement, or one their child holds under a rule that names
+    guardians (an audited read of the child's); another's is as unknown as a missing one."""
     try:
         number = int(pk)
     except (TypeError, ValueError):
         raise EntitlementNotFound() from None
-    if user.person_id is None:
+    person = user.person
+    found = Entitlement.objects.filter(pk=number).select_related("person", "case").first()
+    if person is None or found is None:
         raise EntitlementNotFound()
-    found = Entitlement.objects.filter(pk=number, person_id=user.person_id).first()
-    if found is None:
+    if found.person_id == person.pk:
+        return found
+    if not guardian_of(found, person):
         raise EntitlementNotFound()
+    audit_record(
+        action="entitlement.guardian_read",
+        actor=user,
+        subject=("person", found.person.resident_id),
+        purpose="监护人查看子女待遇",
+    )
     return found
+
+
+def guardian_of(entitlement: Entitlement, person: Person) -> bool:
+    """Whether `person` is named as a guardian of the holder where the entitlement's rule
+    names them (a parent on a child's birth medical certificate)."""
+    rule = next((r for r in entitlement_rules_all() if r.code == entitlement.rule_code), None)
+    if rule is None or rule.guardians is None:
+        return False
+    named = Q()
+    for name in rule.guardians.fields:
+        named |= Q(**{f"data__{name}": person.resident_id})
+    return Record.objects.filter(
+        named, dataset__code=rule.guardians.dataset, subject=entitlement.person.resident_id
+    ).exists()
 
 
 def entitlements_of_principals(person: Person) -> list[tuple[Person, list[Entitlement]]]:

@@ -59,6 +59,7 @@ from .rulebook import (
     entitlement_rule_in_force,
     entitlement_rules_all,
 )
+from .selectors import guardian_of
 from .snapshot import BUCKET_PERSONS, bucket_of, snapshot_chunks, snapshot_export, snapshot_manifest
 
 PREVIEW_MAX = 1000
@@ -608,13 +609,15 @@ def entitlement_review_decide(
 
 @transaction.atomic
 def entitlement_decline(*, entitlement: Entitlement, actor: User) -> Entitlement:
-    """The person declines a grant (放弃); later runs do not grant it again."""
+    """The person declines a grant (放弃), or a guardian the rule names does for the child
+    who holds it; later runs do not grant it again."""
     locked = (
         Entitlement.objects.select_for_update(of=("self",))
         .select_related("person")
         .get(pk=entitlement.pk)
     )
-    if actor.person_id is None or actor.person_id != locked.person_id:
+    person = actor.person
+    if person is None or (person.pk != locked.person_id and not guardian_of(locked, person)):
         raise EntitlementNotFound()
     if locked.status not in (Status.GRANTED, Status.REVIEW):
         raise EntitlementNotDeclinable()

@@ -147,7 +147,10 @@ def decline(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, _("You declined the benefit."))
             return redirect("entitlements:my")
     status = 422 if request.method == "POST" else 200
-    context = _explained(entitlement) | {"form": form}
+    context = _explained(entitlement) | {
+        "form": form,
+        "for_child": entitlement.person_id != user.person_id,
+    }
     return render(request, "entitlements/decline.html", context, status=status)
 
 
