@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django_tasks_db.models import DBTaskResult
@@ -626,6 +628,25 @@ def test_the_review_list_comes_a_page_at_a_time(in_review: Entitlement) -> None:
     assert second == {"count": 3, "items": bodies[2:]}
     other = Api(make_user(role="staff", department=make_department(code="market")), verified=True)
     assert other.get("/review").json() == {"count": 0, "items": []}
+
+
+def _queries(api: Api, path: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get(path).status_code == 200
+    return len(queries)
+
+
+def test_the_review_list_reads_a_fixed_number_of_rows(in_review: Entitlement) -> None:
+    api = Api(_officer(), verified=True)
+    one = _queries(api, "/review")
+    others = [resident(born=dt.date(1930 + n, 5, 1)) for n in range(4)]
+    entitlements_run(rule="elder_allowance", actor="test", on=ON)
+    for person in others:
+        population_set(person, alive=False)
+    entitlements_run(rule="elder_allowance", actor="test", on=ON)
+
+    assert api.get("/review").json()["count"] == 5
+    assert _queries(api, "/review") == one
 
 
 def test_the_granting_department_ends_a_grant_in_review(in_review: Entitlement) -> None:

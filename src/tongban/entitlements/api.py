@@ -283,9 +283,8 @@ def run_now(request: HttpRequest, code: str) -> Any:
 
 
 def _review_out(entitlement: Entitlement) -> dict[str, Any]:
-    explained = selectors.entitlement_explained(entitlement)
-    facts = explained["facts"]
-    overdue = verification.verification_overdue_of(entitlement)
+    report = selectors.entitlement_report(entitlement)
+    facts = report["facts"]
     return {
         "id": entitlement.pk,
         "rule": entitlement.rule_code,
@@ -298,10 +297,8 @@ def _review_out(entitlement: Entitlement) -> dict[str, Any]:
         "ended_at": entitlement.ended_at,
         "case": _case_ref(entitlement),
         "evaluated_on": str(facts.get("evaluated_on") or ""),
-        "conditions": explained["conditions"],
-        "overdue": {"asked_at": overdue.asked_at, "deadline": overdue.deadline}
-        if overdue
-        else None,
+        "conditions": report["conditions"],
+        "overdue": selectors.entitlement_overdue(entitlement),
     }
 
 
@@ -310,20 +307,18 @@ def _review_out(entitlement: Entitlement) -> dict[str, Any]:
 def review(request: HttpRequest) -> Any:
     """待复核: your department's grants whose holders no longer meet the conditions, the
     oldest flag first. Nothing is stopped before you decide."""
-    return Mapped(
-        selectors.entitlements_to_review(_user(request)).select_related("case"), _review_out
-    )
+    return Mapped(selectors.entitlements_to_review(_user(request)), _review_out)
 
 
 def _review_decide(request: HttpRequest, entitlement_id: int, body: ReviewIn, keep: bool) -> Any:
     user = _user(request)
-    decided = services.entitlement_review_decide(
+    services.entitlement_review_decide(
         entitlement=selectors.entitlement_to_review(user, entitlement_id),
         actor=user,
         keep=keep,
         note=body.note,
     )
-    return _review_out(decided)
+    return _review_out(selectors.entitlement_of_department(user, entitlement_id))
 
 
 @router.post(

@@ -5,7 +5,7 @@ and their department's grants in review. The pages and the API both read through
 from typing import Any
 
 import pyarrow as pa
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -22,7 +22,7 @@ from tongban.people.models import Person, User
 from . import verification
 from .errors import EntitlementNotFound, RuleNotFound
 from .evaluate import facts_report
-from .models import Entitlement, EntitlementRun
+from .models import Entitlement, EntitlementRun, Verification
 from .rulebook import EntitlementRule, entitlement_rules_all
 from .tasks import SCHEDULER_ACTOR, entitlements_run_task
 
@@ -34,24 +34,29 @@ def entitlement_rule(code: str) -> EntitlementRule | None:
     return next((r for r in entitlement_rules_all() if r.code == code), None)
 
 
-def entitlement_explained(entitlement: Entitlement) -> dict[str, Any]:
+def entitlement_report(entitlement: Entitlement) -> dict[str, Any]:
     """The grant with its report (each condition, what was observed and why it held, in the
-    active language), what its amount stands for, and its history: its case's timeline
-    (办理记录), oldest step first."""
+    active language) and what its amount stands for."""
     report = facts_report(entitlement.facts)
     conditions = [
         dict(entry) | {"explanation": condition_explanation(entry)}
         for entry in report.get("conditions") or []
     ]
     rule = entitlement_rule(entitlement.rule_code)
-    steps = case_timeline(entitlement.case) if entitlement.case is not None else []
     return {
         "entitlement": entitlement,
         "facts": report,
         "conditions": conditions,
         "amount_note": rule.amount_note if rule else "",
-        "history": [{"at": s.at, "action": s.action, "note": s.note} for s in steps],
     }
+
+
+def entitlement_explained(entitlement: Entitlement) -> dict[str, Any]:
+    """The grant as 我的待遇 shows it: its report and its history, which is its case's
+    timeline (办理记录), oldest step first."""
+    steps = case_timeline(entitlement.case) if entitlement.case is not None else []
+    history = [{"at": s.at, "action": s.action, "note": s.note} for s in steps]
+    return entitlement_report(entitlement) | {"history": history}
 
 
 def entitlements_of(person: Person) -> QuerySet[Entitlement]:
@@ -87,32 +92,71 @@ def entitlements_of_principals(person: Person) -> list[tuple[Person, list[Entitl
     return [(principals[pk], held[pk]) for pk in sorted(principals) if held[pk]]
 
 
-def entitlements_to_review(user: User) -> QuerySet[Entitlement]:
-    """待复核: the grants of the user's department's rules whose holders no longer meet the
-    conditions, oldest flag first."""
+def entitlements_of_department(user: User) -> QuerySet[Entitlement]:
+    """The grants of the user's department's rules, each with its holder and case, and
+    with when the holder was asked to confirm and by when if they let that deadline pass
+    (silent verification, read by `entitlement_overdue`), so a list of them costs the
+    same number of queries however long it is."""
     codes = [
         r.code
         for r in entitlement_rules_all()
         if user.department is not None and r.department == user.department.code
     ]
+    overdue = Verification.objects.filter(
+        person_id=OuterRef("person_id"),
+        rule_code=OuterRef("rule_code"),
+        status=Verification.Status.OVERDUE,
+    ).order_by("-updated_at", "-pk")
     return (
-        Entitlement.objects.filter(rule_code__in=codes, status=Entitlement.Status.REVIEW)
-        .select_related("person")
+        Entitlement.objects.filter(rule_code__in=codes)
+        .select_related("person", "case")
+        .annotate(
+            overdue_asked_at=Subquery(overdue.values("asked_at")[:1]),
+            overdue_deadline=Subquery(overdue.values("deadline")[:1]),
+        )
+    )
+
+
+def entitlement_overdue(entitlement: Entitlement) -> dict[str, Any] | None:
+    """When the holder of a grant read by `entitlements_of_department` was asked to confirm
+    and the deadline they let pass, if that is so."""
+    deadline = getattr(entitlement, "overdue_deadline", None)
+    if deadline is None:
+        return None
+    return {"asked_at": getattr(entitlement, "overdue_asked_at", None), "deadline": deadline}
+
+
+def entitlements_to_review(user: User) -> QuerySet[Entitlement]:
+    """待复核: the grants of the user's department's rules whose holders no longer meet the
+    conditions, oldest flag first."""
+    return (
+        entitlements_of_department(user)
+        .filter(status=Entitlement.Status.REVIEW)
         .order_by("review_at", "pk")
     )
+
+
+def _one_of(entitlements: QuerySet[Entitlement], pk: Any) -> Entitlement:
+    try:
+        number = int(pk)
+    except (TypeError, ValueError):
+        raise EntitlementNotFound() from None
+    found = entitlements.filter(pk=number).first()
+    if found is None:
+        raise EntitlementNotFound()
+    return found
 
 
 def entitlement_to_review(user: User, pk: Any) -> Entitlement:
     """A grant in review of the user's department; any other is as unknown as a missing
     one (decided already, or another department's)."""
-    try:
-        number = int(pk)
-    except (TypeError, ValueError):
-        raise EntitlementNotFound() from None
-    found = entitlements_to_review(user).filter(pk=number).first()
-    if found is None:
-        raise EntitlementNotFound()
-    return found
+    return _one_of(entitlements_to_review(user), pk)
+
+
+def entitlement_of_department(user: User, pk: Any) -> Entitlement:
+    """A grant of the user's department's rules, in any status; another department's is as
+    unknown as a missing one."""
+    return _one_of(entitlements_of_department(user), pk)
 
 
 def entitlements_of_children(user: User) -> list[tuple[Person, list[Entitlement]]]:

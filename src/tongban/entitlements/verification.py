@@ -341,14 +341,6 @@ def verification_confirm(*, verification: Verification, actor: User) -> Verifica
 # --- staff -----------------------------------------------------------------------------------
 
 
-def verification_overdue_of(entitlement: Entitlement) -> Verification | None:
-    """The request the holder left unconfirmed past its deadline, if that is what sent the
-    grant to review (staff see when they were asked and by when)."""
-    return Verification.objects.filter(
-        person_id=entitlement.person_id, rule_code=entitlement.rule_code, status=Status.OVERDUE
-    ).first()
-
-
 def verification_counts(rule_code: str, *, on: dt.date | None = None) -> dict[str, int]:
     """How many holders are in each state this period, for the granting department."""
     period = period_of(on or timezone.localdate())

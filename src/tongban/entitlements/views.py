@@ -173,8 +173,8 @@ def _review_context(user: User, failed: ReviewForm | None = None, pk: int = 0) -
         # One form per grant, its ids apart from the other grants' on the page.
         form = failed if failed is not None and entitlement.pk == pk else None
         form = form or ReviewForm(auto_id=f"id_%s_{entitlement.pk}")
-        overdue = verification.verification_overdue_of(entitlement)
-        items.append(_explained(entitlement) | {"form": form, "overdue": overdue})
+        overdue = selectors.entitlement_overdue(entitlement)
+        items.append(selectors.entitlement_report(entitlement) | {"form": form, "overdue": overdue})
     return {"items": items}
 
 
