@@ -60,10 +60,6 @@ def _user(request: HttpRequest) -> User:
     return cast(User, request.auth)  # type: ignore[attr-defined]
 
 
-def _person_ref(person: Person) -> dict[str, str]:
-    return {"name": person.name, "masked_id": person.masked_id}
-
-
 def _case_ref(entitlement: Entitlement) -> dict[str, Any] | None:
     case = entitlement.case
     return {"id": case.pk, "number": case.number} if case is not None else None
@@ -96,7 +92,7 @@ def _entitlement_out(entitlement: Entitlement) -> dict[str, Any]:
 
 def _held_by(found: list[tuple[Person, list[Entitlement]]]) -> list[dict[str, Any]]:
     return [
-        {"person": _person_ref(person), "entitlements": [_entitlement_out(e) for e in held]}
+        {"person": person, "entitlements": [_entitlement_out(e) for e in held]}
         for person, held in found
     ]
 
@@ -128,7 +124,7 @@ def decline(request: HttpRequest, entitlement_id: int, body: DeclineIn) -> Any:
     effect)."""
     user = _user(request)
     entitlement = selectors.entitlement_of_user(user, entitlement_id)
-    if body.confirm is not True:
+    if not body.confirm:
         raise EntitlementDeclineUnconfirmed()
     services.entitlement_decline(entitlement=entitlement, actor=user)
     return _entitlement_out(selectors.entitlement_of_user(user, entitlement_id))
@@ -144,7 +140,7 @@ def _verification_out(asked: Verification, person: Person) -> dict[str, Any]:
         "rule": asked.rule_code,
         "rule_name": rule.name if rule else asked.rule_code,
         "period": asked.period,
-        "person": _person_ref(asked.person),
+        "person": person if asked.person_id == person.pk else asked.person,
         "own": asked.person_id == person.pk,
         "status": asked.status,
         "method": asked.method,
@@ -262,7 +258,7 @@ def preview(request: HttpRequest, code: str) -> Any:
     return {
         "rule": rule.code,
         "run": _run_out(done.run),
-        "newly_eligible": [_person_ref(person) for person in done.people],
+        "newly_eligible": done.people,
         "limit": done.limit,
     }
 
@@ -290,7 +286,7 @@ def _review_out(entitlement: Entitlement) -> dict[str, Any]:
         "rule": entitlement.rule_code,
         "name": facts.get("name") or entitlement.rule_code,
         "status": entitlement.status,
-        "person": _person_ref(entitlement.person),
+        "person": entitlement.person,
         "amount": entitlement.amount,
         "granted_at": entitlement.granted_at,
         "review_at": entitlement.review_at,
