@@ -26,21 +26,10 @@ from .factories import (
     FIELDS,
     ON,
     benefit_items,
-    civil_affairs_with_grant,
-    population_set,
     resident,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def granted() -> dict[str, User]:
-    civil_affairs_with_grant()
-    elder = resident(born=dt.date(1940, 5, 1), account=True)
-    young = resident(born=dt.date(1990, 1, 1), account=True)
-    entitlements_run(rule="elder_allowance", actor="test", on=ON)
-    return {"elder": User.objects.get(person=elder), "young": User.objects.get(person=young)}
 
 
 def test_my_benefits_shows_the_grant_amount_and_why(client: Client, granted: dict) -> None:
@@ -186,13 +175,6 @@ def test_other_departments_may_not_preview(client: Client, granted: dict) -> Non
     assert client.post("/entitlements/rules/elder_allowance/preview/").status_code == 403
     assert client.post("/entitlements/rules/nope/preview/").status_code == 404
     assert not EntitlementRun.objects.filter(dry_run=True).exists()
-
-
-@pytest.fixture
-def in_review(granted: dict) -> Entitlement:
-    population_set(granted["elder"].person, alive=False)
-    entitlements_run(rule="elder_allowance", actor="test", on=ON)
-    return Entitlement.objects.get(status="review")
 
 
 def test_the_granting_department_ends_a_grant_in_review(

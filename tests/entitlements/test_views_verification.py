@@ -12,30 +12,10 @@ from django.utils import timezone
 from tests.people.factories import login_verified, make_user
 from tongban.cases.mandates import mandate_grant
 from tongban.entitlements.models import Verification
-from tongban.entitlements.services import entitlements_run
 from tongban.entitlements.verification import verifications_sweep
 from tongban.people.models import Department, Person, User
 
-from .factories import retiree, social_insurance_with_grants
-
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def asked() -> dict[str, User]:
-    """Two retirees with accounts, neither active lately: both are asked to confirm."""
-    social_insurance_with_grants()
-    quiet = retiree(account=True)
-    other = retiree(account=True)
-    today = timezone.localdate()
-    active = retiree(account=True, medical_settlement=[today - dt.timedelta(days=3)])
-    entitlements_run(rule="pension_continuation", actor="test")
-    verifications_sweep(actor="test")
-    return {
-        "quiet": User.objects.get(person=quiet),
-        "other": User.objects.get(person=other),
-        "active": User.objects.get(person=active),
-    }
 
 
 def _english(client: Client) -> Client:

@@ -10,6 +10,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from tongban.cases.api import router as cases_router
 from tongban.catalog.api import router as catalog_router
 from tongban.core.errors import TongbanError
+from tongban.entitlements.api import router as entitlements_router
 from tongban.exchange.api import router as exchange_router
 from tongban.exchange.proof_api import router as proofs_router
 from tongban.licensing.api import router as licensing_router
@@ -64,3 +65,4 @@ api.add_router("/licenses/", licensing_router)
 api.add_router("/exchange/", exchange_router)
 api.add_router("/proofs/", proofs_router)
 api.add_router("/cases/", cases_router)
+api.add_router("/entitlements/", entitlements_router)

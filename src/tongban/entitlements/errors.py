@@ -40,6 +40,14 @@ class EntitlementNotDeclinable(ConflictError):
     default_message = _("This entitlement is no longer in effect, so it cannot be declined.")
 
 
+class EntitlementDeclineUnconfirmed(ValidationError):
+    code = "entitlement_decline_unconfirmed"
+    default_message = _(
+        "Confirm that you understand the benefit stops and is not granted to you again "
+        "automatically."
+    )
+
+
 class EntitlementNotInReview(ConflictError):
     code = "entitlement_not_in_review"
     default_message = _("This entitlement is not waiting for a review.")

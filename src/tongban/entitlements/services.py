@@ -63,6 +63,8 @@ from .selectors import guardian_of
 from .snapshot import BUCKET_PERSONS, bucket_of, snapshot_chunks, snapshot_export, snapshot_manifest
 
 PREVIEW_MAX = 1000
+# How many of the newly eligible a preview names (the counts cover everyone).
+PREVIEW_LIMIT = 50
 # The granting department's system account that the cases of its grants are opened by.
 GRANTS_SUFFIX = "-benefits"
 NOTIFY_BATCH = 2_000
@@ -192,6 +194,26 @@ def entitlements_run(
             needs, directory=directory, bucket_persons=bucket_persons, progress=progress
         )
         return [_run(r, actor, dry_run, on, progress, directory) for r in rules]
+
+
+@dataclass
+class RulePreview:
+    """A dry run's counts and the first of the people it would newly grant."""
+
+    rule: EntitlementRule
+    run: EntitlementRun
+    people: list[Person]
+    limit: int
+
+
+def entitlements_preview(
+    *, rule: EntitlementRule, actor: User, limit: int = PREVIEW_LIMIT
+) -> RulePreview:
+    """A dry run of one rule (audited: it reads the population) naming the first `limit`
+    people it would newly grant, by ID number; the caller checks who may."""
+    (outcome,) = entitlements_run(rule=rule.code, dry_run=True, actor=actor)
+    people = Person.objects.filter(pk__in=outcome.newly_eligible[:limit]).order_by("resident_id")
+    return RulePreview(rule=rule, run=outcome.run, people=list(people), limit=limit)
 
 
 def _lock(rule: EntitlementRule) -> None:

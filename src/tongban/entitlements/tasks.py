@@ -12,6 +12,7 @@ from tongban.audit.services import actor_label, audit_record
 from tongban.core.errors import TongbanError
 from tongban.people.models import User
 
+from .errors import RuleNotFound
 from .rulebook import EntitlementRule, entitlement_rules_all
 from .services import entitlements_run
 from .verification import verifications_sweep
@@ -65,7 +66,9 @@ def verifications_sweep_task(*, actor: str = SCHEDULER_ACTOR) -> list[dict[str, 
 def entitlements_run_enqueue(*, rule: EntitlementRule, actor: User) -> None:
     """Queue a run of one rule for staff of its granting department (the caller checks who
     may); the request is audited now, the run itself when a worker performs it, under the
-    name of the officer who asked."""
+    name of the officer who asked. A rule not in force today is not run."""
+    if not rule.in_force(timezone.localdate()):
+        raise RuleNotFound()
     audit_record(action="entitlement.run_queued", actor=actor, after={"rule": rule.code})
     label = actor_label(actor)
     transaction.on_commit(lambda: entitlements_run_task.enqueue(rule=rule.code, actor=label))

@@ -12,29 +12,21 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from tongban.cases.rules import condition_explanation
-from tongban.cases.selectors import case_timeline
 from tongban.cases.views import ACTION_LABELS
 from tongban.core.errors import PermissionDeniedError, TongbanError
-from tongban.core.schedule import schedule_of_task
 from tongban.people.decorators import staff_required
 from tongban.people.models import Person, User
 
 from . import selectors, services, verification
-from .errors import EntitlementNotFound, RuleNotFound
-from .evaluate import facts_report
-from .models import Entitlement, EntitlementRun, Verification
-from .rulebook import EntitlementRule, entitlement_rules_all
-from .tasks import SCHEDULER_ACTOR, entitlements_run_enqueue, entitlements_run_task
+from .errors import EntitlementNotFound
+from .models import Entitlement
+from .tasks import entitlements_run_enqueue
 
 View = Callable[..., HttpResponse]
-PREVIEW_LIMIT = 50
-RECENT_RUNS = 5
 
 
 def resident_required(view: View) -> View:
@@ -67,26 +59,13 @@ class DeclineForm(forms.Form):
 
 
 def _explained(entitlement: Entitlement) -> dict[str, Any]:
-    """The grant with its report: each condition, what was observed and why it held."""
-    report = facts_report(entitlement.facts)
-    conditions = [
-        dict(entry) | {"explanation": condition_explanation(entry)}
-        for entry in report.get("conditions") or []
+    """The grant as the selector explains it, each step of its history labelled."""
+    explained = selectors.entitlement_explained(entitlement)
+    explained["history"] = [
+        step | {"what": ACTION_LABELS.get(step["action"], step["action"])}
+        for step in explained["history"]
     ]
-    rule = next((r for r in entitlement_rules_all() if r.code == entitlement.rule_code), None)
-    # The grant's history (办理记录) is its case's timeline.
-    steps = case_timeline(entitlement.case) if entitlement.case is not None else []
-    history = [
-        {"at": step.at, "what": ACTION_LABELS.get(step.action, step.action), "note": step.note}
-        for step in steps
-    ]
-    return {
-        "entitlement": entitlement,
-        "facts": report,
-        "conditions": conditions,
-        "amount_note": rule.amount_note if rule else "",
-        "history": history,
-    }
+    return explained
 
 
 @resident_required
@@ -118,7 +97,8 @@ def my_entitlements(request: HttpRequest) -> HttpResponse:
 
 
 def _rule_name(code: str) -> str:
-    return next((r.name for r in entitlement_rules_all() if r.code == code), code)
+    rule = selectors.entitlement_rule(code)
+    return rule.name if rule else code
 
 
 @resident_required
@@ -154,53 +134,14 @@ def decline(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "entitlements/decline.html", context, status=status)
 
 
-def _rules_context(user: User) -> dict[str, Any]:
-    today, now = timezone.localdate(), timezone.now()
-    schedule = [
-        {"entry": entry, "next_at": entry.next_at(now)}
-        for entry in schedule_of_task(entitlements_run_task)
-    ]
-    rows = []
-    for rule in entitlement_rules_all():
-        mine = user.department is not None and user.department.code == rule.department
-        counts = {
-            status: Entitlement.objects.filter(rule_code=rule.code, status=status).count()
-            for status in Entitlement.Status.values
-        }
-        rows.append(
-            {
-                "rule": rule,
-                "in_force": rule.in_force(today),
-                "amount": rule.amount_on(today) if rule.in_force(today) else None,
-                "conditions": rule.conditions_on(today),
-                "counts": counts,
-                "mine": mine,
-                "last_run": EntitlementRun.objects.filter(rule_code=rule.code).first(),
-                "runs": EntitlementRun.objects.filter(rule_code=rule.code)[:RECENT_RUNS],
-                "verification": verification.verification_counts(rule.code, on=today)
-                if rule.verification is not None and mine
-                else None,
-            }
-        )
-    return {"rules": rows, "schedule": schedule, "scheduler_actor": SCHEDULER_ACTOR}
-
-
 @staff_required
 @require_GET
 def rules(request: HttpRequest) -> HttpResponse:
-    return render(request, "entitlements/rules.html", _rules_context(cast(User, request.user)))
-
-
-def _rule_of_department(user: User, code: str) -> EntitlementRule:
-    rule = next((r for r in entitlement_rules_all() if r.code == code), None)
-    if rule is None:
-        raise RuleNotFound()
-    if user.department is None or user.department.code != rule.department:
-        raise PermissionDeniedError(
-            _("Only staff of the granting department preview or run its rule."),
-            code="entitlement_rule_not_yours",
-        )
-    return rule
+    return render(
+        request,
+        "entitlements/rules.html",
+        selectors.entitlement_rules_overview(cast(User, request.user)),
+    )
 
 
 @staff_required
@@ -208,14 +149,9 @@ def _rule_of_department(user: User, code: str) -> EntitlementRule:
 def preview(request: HttpRequest, code: str) -> HttpResponse:
     """A dry run (audited: it reads the population): who would newly be granted, counts."""
     user = cast(User, request.user)
-    rule = _rule_of_department(user, code)
-    (outcome,) = services.entitlements_run(rule=rule.code, dry_run=True, actor=user)
-    people = Person.objects.filter(pk__in=outcome.newly_eligible[:PREVIEW_LIMIT]).order_by(
-        "resident_id"
-    )
-    context = _rules_context(user) | {
-        "preview": {"rule": rule, "run": outcome.run, "people": people, "limit": PREVIEW_LIMIT}
-    }
+    rule = selectors.entitlement_rule_of_department(user, code)
+    preview = services.entitlements_preview(rule=rule, actor=user)
+    context = selectors.entitlement_rules_overview(user) | {"preview": vars(preview)}
     return render(request, "entitlements/rules.html", context)
 
 
@@ -225,9 +161,7 @@ def run_now(request: HttpRequest, code: str) -> HttpResponse:
     """Queue a run of the department's rule (立即运行); a worker performs it, and its counts
     appear among the recent runs when it has finished."""
     user = cast(User, request.user)
-    rule = _rule_of_department(user, code)
-    if not rule.in_force(timezone.localdate()):
-        raise RuleNotFound()
+    rule = selectors.entitlement_rule_of_department(user, code)
     entitlements_run_enqueue(rule=rule, actor=user)
     messages.success(
         request,
@@ -242,12 +176,8 @@ def _review_context(user: User, failed: ReviewForm | None = None, pk: int = 0) -
         # One form per grant, its ids apart from the other grants' on the page.
         form = failed if failed is not None and entitlement.pk == pk else None
         form = form or ReviewForm(auto_id=f"id_%s_{entitlement.pk}")
-        overdue = Verification.objects.filter(
-            person_id=entitlement.person_id,
-            rule_code=entitlement.rule_code,
-            status=Verification.Status.OVERDUE,
-        ).first()
-        items.append(_explained(entitlement) | {"form": form, "overdue": overdue})
+        overdue = selectors.entitlement_overdue(entitlement)
+        items.append(selectors.entitlement_report(entitlement) | {"form": form, "overdue": overdue})
     return {"items": items}
 
 
@@ -264,9 +194,7 @@ def review_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
     user = cast(User, request.user)
     if decision not in ("keep", "end"):
         raise EntitlementNotFound()
-    entitlement = selectors.entitlements_to_review(user).filter(pk=pk).first()
-    if entitlement is None:
-        raise EntitlementNotFound()
+    entitlement = selectors.entitlement_to_review(user, pk)
     form = ReviewForm(request.POST, auto_id=f"id_%s_{entitlement.pk}")
     if form.is_valid():
         services.entitlement_review_decide(
