@@ -22,6 +22,7 @@ from tongban.people.models import Person, User
 from . import verification
 from .errors import EntitlementNotFound, RuleNotFound
 from .evaluate import facts_report
+from .guardians import guardian_of
 from .models import Entitlement, EntitlementRun, Verification
 from .rulebook import EntitlementRule, entitlement_rules_all
 from .tasks import SCHEDULER_ACTOR, entitlements_run_task
@@ -89,20 +90,6 @@ def entitlement_of_user(user: User, pk: Any) -> Entitlement:
         purpose="监护人查看子女待遇",
     )
     return found
-
-
-def guardian_of(entitlement: Entitlement, person: Person) -> bool:
-    """Whether `person` is named as a guardian of the holder where the entitlement's rule
-    names them (a parent on a child's birth medical certificate)."""
-    rule = next((r for r in entitlement_rules_all() if r.code == entitlement.rule_code), None)
-    if rule is None or rule.guardians is None:
-        return False
-    named = Q()
-    for name in rule.guardians.fields:
-        named |= Q(**{f"data__{name}": person.resident_id})
-    return Record.objects.filter(
-        named, dataset__code=rule.guardians.dataset, subject=entitlement.person.resident_id
-    ).exists()
 
 
 def entitlements_of_principals(person: Person) -> list[tuple[Person, list[Entitlement]]]:

@@ -52,6 +52,7 @@ from .errors import (
     RuleNotFound,
 )
 from .evaluate import Progress, Snapshot, batch_evaluate, facts_build
+from .guardians import guardian_of
 from .models import Entitlement, EntitlementRun
 from .rulebook import (
     EntitlementRule,
@@ -59,7 +60,6 @@ from .rulebook import (
     entitlement_rule_in_force,
     entitlement_rules_all,
 )
-from .selectors import guardian_of
 from .snapshot import BUCKET_PERSONS, bucket_of, snapshot_chunks, snapshot_export, snapshot_manifest
 
 PREVIEW_MAX = 1000
