@@ -5,7 +5,7 @@ and their department's grants in review. The pages and the API both read through
 from typing import Any
 
 import pyarrow as pa
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -16,13 +16,12 @@ from tongban.cases.selectors import case_timeline
 from tongban.core.bulk import pairs_digest, queryset_table
 from tongban.core.errors import PermissionDeniedError
 from tongban.core.schedule import schedule_of_task
-from tongban.exchange.models import Record
 from tongban.people.models import Person, User
 
 from . import verification
 from .errors import EntitlementNotFound, RuleNotFound
 from .evaluate import facts_report
-from .guardians import guardian_of
+from .guardians import children_of, guardian_of
 from .models import Entitlement, EntitlementRun, Verification
 from .rulebook import EntitlementRule, entitlement_rules_all
 from .tasks import SCHEDULER_ACTOR, entitlements_run_task
@@ -180,10 +179,7 @@ def entitlements_of_children(user: User) -> list[tuple[Person, list[Entitlement]
     found: dict[Person, list[Entitlement]] = {}
     for rule in {r.code: r for r in entitlement_rules_all() if r.guardians}.values():
         assert rule.guardians is not None
-        named = Q()
-        for name in rule.guardians.fields:
-            named |= Q(**{f"data__{name}": person.resident_id})
-        children = Record.objects.filter(named, dataset__code=rule.guardians.dataset)
+        children = children_of(rule.guardians, person)
         held = Entitlement.objects.filter(
             rule_code=rule.code, person__resident_id__in=children.values("subject")
         ).select_related("person", "case")
