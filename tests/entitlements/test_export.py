@@ -126,3 +126,23 @@ def test_every_read_sees_the_database_as_it_was_when_the_reads_began() -> None:
     assert pa.chunked_array(first, pa.int64()).to_pylist() == [before.pk]
     assert pa.chunked_array(second, pa.int64()).to_pylist() == [before.pk]
     assert sorted(Person.objects.values_list("pk", flat=True)) == [before.pk, after.pk]
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite reads on Django's connection only"
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_query_fails_where_its_batches_are_read() -> None:
+    person = Person.objects.create(
+        resident_id="370102192601010011", name="居民", birth_date=dt.date(1926, 1, 1), sex="F"
+    )
+    table = connection.ops.quote_name(Person._meta.db_table)
+    schema = pa.schema([pa.field("id", pa.int64())])
+
+    with consistent_reads() as reads:
+        failing = reads.batches(f"SELECT 1 / (id - id) FROM {table}", [], schema)  # noqa: S608
+        with pytest.raises(Exception, match="division by zero"):
+            list(failing)
+        # The other reads go on: each has a connection and a thread of its own.
+        batches = reads.batches(f"SELECT id FROM {table}", [], schema)  # noqa: S608
+        assert [b.column(0).to_pylist() for b in batches] == [[person.pk]]

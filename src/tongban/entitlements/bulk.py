@@ -168,6 +168,8 @@ class _ReadAhead:
         return self
 
     def __next__(self) -> pa.RecordBatch:
+        if not self.thread.is_alive() and self.queue.empty():
+            raise StopIteration  # read to the end (or failed) already
         item = self.queue.get()
         if item is None:
             self.thread.join()
