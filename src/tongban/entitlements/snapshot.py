@@ -89,7 +89,10 @@ class _BucketWriter:
     def _writer(self, bucket: int) -> pq.ParquetWriter:
         if bucket not in self.writers:
             path = self.directory / f"{bucket}.parquet"
-            self.writers[bucket] = pq.ParquetWriter(path, self.schema)
+            # Only text is dictionary-encoded (as it is read back): ids, dates and flags
+            # would cost the writer a dictionary for nothing.
+            text = [f.name for f in self.schema if pa.types.is_string(f.type)]
+            self.writers[bucket] = pq.ParquetWriter(path, self.schema, use_dictionary=text)
         return self.writers[bucket]
 
     def close(self) -> None:
