@@ -2,16 +2,24 @@
 record batches, rows appended from a table, a set of ids to update by, and the digest a
 bulk audit entry commits to.
 
-On PostgreSQL every bulk transfer is a COPY (psycopg 3) in CSV, which Arrow parses and
-writes column-wise, so no Python object is built per row; SQLite, the embedded default for
-small populations, streams the same statements through the DB-API cursor."""
+On PostgreSQL every bulk transfer is a COPY, so no Python object is built per row: a
+population-wide read outside a transaction (`consistent_reads`) goes through ADBC's
+PostgreSQL driver on connections of its own, which reads COPY BINARY into Arrow in C, all
+of its queries in one REPEATABLE READ snapshot; other reads and the writes are COPY in CSV
+on Django's connection (psycopg 3), which Arrow parses and writes column-wise. SQLite, the
+embedded default for small populations, streams the same statements through the DB-API
+cursor."""
 
 import contextlib
 import hashlib
 import io
-from collections.abc import Iterator, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import adbc_driver_postgresql.dbapi as adbc
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -123,6 +131,137 @@ def rows_append(table_name: str, table: pa.Table) -> None:
         sql = f"INSERT INTO {quote(table_name)} ({columns}) VALUES ({marks})"  # noqa: S608
         for batch in table.to_batches(BATCH_ROWS):
             cursor.executemany(sql, list(zip(*batch.to_pydict().values(), strict=True)))
+
+
+# Batches a read keeps ahead of its consumer.
+READ_AHEAD = 2
+# Settings of the read transactions, for the planner's benefit: memory for a hash join over
+# a base database of millions of rows, in fewer batches spilled to disk.
+READ_SETTINGS = {"work_mem": "256MB"}
+# And for a join, workers sharing it: every row goes to one client anyway, so that passing
+# rows through a Gather is not counted against them.
+JOIN_SETTINGS = {"parallel_setup_cost": "0", "parallel_tuple_cost": "0"}
+
+
+class _ReadAhead:
+    """The batches of a reader drained by a thread of its own while the consumer works on
+    the ones before (at most READ_AHEAD ahead): the server keeps sending instead of
+    waiting, and ADBC parses without holding the GIL."""
+
+    def __init__(self, produce: Callable[[], Iterator[pa.RecordBatch]]) -> None:
+        self.queue: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(READ_AHEAD)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._drain, args=(produce,), daemon=True)
+        self.thread.start()
+
+    def _drain(self, produce: Callable[[], Iterator[pa.RecordBatch]]) -> None:
+        try:
+            for batch in produce():
+                if self.stop.is_set():
+                    return
+                self.queue.put(batch)
+            self.queue.put(None)
+        except BaseException as error:  # raised again in the consumer, in its thread
+            self.queue.put(error)
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        if not self.thread.is_alive() and self.queue.empty():
+            raise StopIteration  # read to the end (or failed) already
+        item = self.queue.get()
+        if item is None:
+            self.thread.join()
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self.thread.join()
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop the thread (after the batch it is reading), when the consumer stopped early."""
+        self.stop.set()
+        while self.thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self.queue.get(timeout=0.05)
+
+
+class ConsistentReads:
+    """Queries that see the database as it was at one instant. On PostgreSQL outside a
+    transaction, each `batches` call reads on an ADBC connection of its own, drained by a
+    thread of its own from the call on (so that the server works on a query while the
+    caller handles the one before), in a REPEATABLE READ, READ ONLY transaction importing
+    the snapshot the first one exported; otherwise every query runs on Django's connection,
+    inside its transaction: another connection would not see the rows it wrote."""
+
+    def __init__(self) -> None:
+        self.snapshot: str | None = None
+        self.connections: list[Any] = []
+        self.readers: list[_ReadAhead] = []
+
+    def open(self) -> None:
+        if connection.vendor != "postgresql" or connection.in_atomic_block:
+            return
+        first = self._connect(READ_SETTINGS)
+        with first.cursor() as cursor:
+            cursor.execute("SELECT pg_export_snapshot()")
+            self.snapshot = cursor.fetchone()[0]
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.close()
+        for each in self.connections:
+            each.close()
+
+    def _connect(self, settings: dict[str, str]) -> Any:
+        # Django's connection parameters, with what only psycopg understands left out.
+        known = {option.keyword.decode() for option in psycopg.pq.Conninfo.get_defaults()}
+        params = connection.get_connection_params()
+        conninfo = psycopg.conninfo.make_conninfo(
+            "", **{k: v for k, v in params.items() if k in known and v not in (None, "")}
+        )
+        opened = adbc.connect(conninfo, autocommit=True)
+        self.connections.append(opened)
+        with opened.cursor() as cursor:
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if self.snapshot is not None:
+                cursor.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
+            for name, value in settings.items():
+                cursor.execute(f"SET LOCAL {name} = '{value}'")
+        return opened
+
+    def batches(
+        self, sql: str, params: Sequence[Any], schema: pa.Schema, *, join: bool = False
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows of a SELECT as record batches of `schema`, as `query_batches`; `join`
+        when it joins tables (the planner may share it among workers)."""
+        if self.snapshot is None:
+            return query_batches(sql, params, schema)
+        # Django's connection and the list of connections belong to this thread.
+        settings = READ_SETTINGS | (JOIN_SETTINGS if join else {})
+        statement, opened = _literal(sql, params), self._connect(settings)
+
+        def produce() -> Iterator[pa.RecordBatch]:
+            with opened.cursor() as cursor:
+                cursor.execute(statement)
+                for batch in cursor.fetch_record_batch():
+                    columns = [c.cast(f.type) for c, f in zip(batch.columns, schema, strict=True)]
+                    yield pa.record_batch(columns, schema=schema)
+
+        reader = _ReadAhead(produce)
+        self.readers.append(reader)
+        return reader
+
+
+@contextlib.contextmanager
+def consistent_reads() -> Iterator[ConsistentReads]:
+    reads = ConsistentReads()
+    try:
+        reads.open()
+        yield reads
+    finally:
+        reads.close()
 
 
 def queryset_batches(queryset: QuerySet[Any], schema: pa.Schema) -> Iterator[pa.RecordBatch]:

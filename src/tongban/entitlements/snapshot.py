@@ -10,11 +10,14 @@ a time and its memory stays bounded by the bucket size, whatever the population:
     DIR/persons/<k>.parquet    person ids of bucket k
     DIR/<dataset>/<k>.parquet  subject (person id) and the fields, typed by the catalog
 
-The export streams the database (COPY on PostgreSQL) and writes each batch as it comes."""
+The export streams the database (COPY on PostgreSQL, people and rows as of one instant:
+`bulk.consistent_reads`) and writes each batch as it comes."""
 
+import dataclasses
+import functools
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ import pyarrow.parquet as pq
 from django.db import connection
 from django.utils import timezone
 
-from tongban.core.bulk import query_batches
+from tongban.core.bulk import ConsistentReads, consistent_reads
 from tongban.exchange.models import Dataset, Record
 from tongban.people.models import Person
 
@@ -86,7 +89,10 @@ class _BucketWriter:
     def _writer(self, bucket: int) -> pq.ParquetWriter:
         if bucket not in self.writers:
             path = self.directory / f"{bucket}.parquet"
-            self.writers[bucket] = pq.ParquetWriter(path, self.schema)
+            # Only text is dictionary-encoded (as it is read back): ids, dates and flags
+            # would cost the writer a dictionary for nothing.
+            text = [f.name for f in self.schema if pa.types.is_string(f.type)]
+            self.writers[bucket] = pq.ParquetWriter(path, self.schema, use_dictionary=text)
         return self.writers[bucket]
 
     def close(self) -> None:
@@ -128,10 +134,41 @@ def snapshot_export(
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / MANIFEST).exists():
         raise SnapshotInvalid(reason="exists")
+    with consistent_reads() as reads:
+        manifest = _export(reads, needs, directory, bucket_persons, progress)
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    return manifest
+
+
+def _count(reads: ConsistentReads, sql: str, params: list[Any]) -> int:
+    (batch,) = reads.batches(sql, params, pa.schema([pa.field("count", pa.int64())]))
+    return int(batch.column(0)[0].as_py())
+
+
+@dataclasses.dataclass(frozen=True)
+class _Part:
+    """What a part of the snapshot reads (the people, or a dataset's rows): a query
+    started when `start` is called."""
+
+    what: str
+    dataset: str | None
+    directory: Path
+    types: dict[str, str]
+    total: int
+    start: Callable[[], Iterator[pa.RecordBatch]]
+
+
+def _export(
+    reads: ConsistentReads,
+    needs: Mapping[str, set[str]],
+    directory: Path,
+    bucket_persons: int,
+    progress: Progress | None,
+) -> dict[str, Any]:
     quote = connection.ops.quote_name
     people = quote(Person._meta.db_table)
     records = quote(Record._meta.db_table)
-    persons = Person.objects.count()
+    persons = _count(reads, f"SELECT count(*) FROM {people}", [])  # noqa: S608
     buckets = _buckets(persons, bucket_persons)
     manifest: dict[str, Any] = {
         "format": FORMAT,
@@ -141,9 +178,17 @@ def snapshot_export(
         "datasets": {},
     }
     key = pa.field("subject", pa.int64())
-    writer = _BucketWriter(directory / PERSONS, pa.schema([key]), buckets)
-    rows = query_batches(f"SELECT id FROM {people}", [], pa.schema([key]))  # noqa: S608
-    _copy_into(writer, rows, types={}, what="read people", total=persons, progress=progress)
+    ids = f"SELECT id FROM {people}"  # noqa: S608
+    parts = [
+        _Part(
+            "read people",
+            None,
+            directory / PERSONS,
+            {},
+            persons,
+            functools.partial(reads.batches, ids, [], pa.schema([key])),
+        )
+    ]
     for code, fields in sorted(needs.items()):
         dataset = Dataset.objects.get(code=code)
         kinds = {f["key"]: f["type"] for f in dataset.fields}
@@ -154,14 +199,23 @@ def snapshot_export(
             f"JOIN {people} p ON p.resident_id = r.subject WHERE r.dataset_id = %s"
         )
         text = pa.schema([key] + [pa.field(name, pa.string()) for name in types])
-        writer = _BucketWriter(directory / code, _schema(types), buckets)
-        total = Record.objects.filter(dataset=dataset).count()
-        batches = query_batches(sql, [*types, dataset.pk], text)
+        # Counted only to draw the progress: it costs the server a scan of the rows.
+        counted = f"SELECT count(*) FROM {records} WHERE dataset_id = %s"  # noqa: S608
+        total = _count(reads, counted, [dataset.pk]) if progress else 0
+        query = functools.partial(reads.batches, sql, [*types, dataset.pk], text, join=True)
+        parts.append(_Part(f"read {code}", code, directory / code, types, total, query))
+    # Each part's query starts while the part before is written: the server never waits.
+    started = parts[0].start()
+    for n, part in enumerate(parts):
+        batches = started
+        if n + 1 < len(parts):
+            started = parts[n + 1].start()
+        writer = _BucketWriter(part.directory, _schema(part.types), buckets)
         _copy_into(
-            writer, batches, types=types, what=f"read {code}", total=total, progress=progress
+            writer, batches, types=part.types, what=part.what, total=part.total, progress=progress
         )
-        manifest["datasets"][code] = {"fields": types, "rows": writer.rows}
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        if part.dataset is not None:
+            manifest["datasets"][part.dataset] = {"fields": part.types, "rows": writer.rows}
     return manifest
 
 
