@@ -22,6 +22,7 @@ from tests.people.factories import login_verified, make_department, make_user
 from tongban.audit.models import AuditEntry
 from tongban.cases.mandates import mandate_grant
 from tongban.cases.models import CaseEvent, Notification
+from tongban.cases.selectors import case_timeline
 from tongban.entitlements.models import Entitlement, EntitlementRun, Verification
 from tongban.entitlements.rulebook import entitlement_rule_in_force
 from tongban.entitlements.services import entitlement_decline, entitlements_run
@@ -117,7 +118,8 @@ def _grant_body(grant: Entitlement, **changed: Any) -> dict[str, Any]:
     """The grant of the `granted` fixture as /mine shows it."""
     grant = Entitlement.objects.select_related("case").get(pk=grant.pk)
     assert grant.case is not None
-    steps = CaseEvent.objects.filter(case=grant.case).order_by("at", "pk")
+    assert grant.case is not None
+    steps = case_timeline(grant.case)
     return {
         "id": grant.pk,
         "rule": "elder_allowance",

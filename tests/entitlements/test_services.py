@@ -10,7 +10,8 @@ from django.core.management import CommandError, call_command
 from tests.exchange.factories import load_datasets, make_grant, put_rows
 from tests.people.factories import make_user
 from tongban.audit.models import AuditEntry
-from tongban.cases.models import Case, CaseEvent, Notification
+from tongban.cases.models import Case, Notification
+from tongban.cases.selectors import case_timeline
 from tongban.catalog.models import ServiceItem
 from tongban.entitlements.errors import (
     DataNotGranted,
@@ -311,4 +312,5 @@ def test_command_takes_a_snapshot_and_runs_on_it(
 
 def _steps(grant: Entitlement) -> list[tuple[str, str]]:
     """The grant's case timeline: each step's action and note."""
-    return list(CaseEvent.objects.filter(case=grant.case_id).values_list("action", "note"))
+    assert grant.case is not None
+    return [(step.action, step.note) for step in case_timeline(grant.case)]

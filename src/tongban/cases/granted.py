@@ -71,8 +71,8 @@ def granted_cases_open(
     now: dt.datetime,
 ) -> pa.Array:
     """Open one completed, approved case of `item` for each person id, submitted by the
-    department's system `account` and decided by `actor` (a rule run) for `reason`, with
-    its first timeline step; return the case ids in the order of `persons`."""
+    department's system `account` and decided by `actor` (a rule run) for `reason`; return
+    the case ids in the order of `persons`."""
     count = len(persons)
     if not count:
         return pa.array([], pa.int64())
@@ -105,8 +105,7 @@ def granted_cases_open(
         "updated_at": pa.repeat(at, count),
     }
     rows_append(Case._meta.db_table, pa.table(rows))
-    case_steps_add(ids, action=GRANT, actor=actor, now=now, to_state=State.COMPLETED)
-    return ids
+    return ids  # their first step, the grant, is the case itself (`selectors.case_timeline`)
 
 
 def cases_applied(item: ServiceItem) -> pa.Table:

@@ -18,6 +18,7 @@ from tongban.core.selectors import WorkingCalendar
 from tongban.people.models import User
 
 from .errors import CaseInputInvalid, UploadNotFound
+from .granted import GRANT
 from .models import Case, CaseEvent, Notification, Submission, Upload
 from .rules import condition_explanation, rule_in_force
 from .services import CLOSED_STATES, OPEN_STATES, TRANSITIONS, is_applicant_of, is_staff_of
@@ -281,9 +282,21 @@ def case_for_staff(user: User, pk: int) -> Case:
 # --- one case -----------------------------------------------------------------------------
 
 
-def case_timeline(case: Case) -> QuerySet[CaseEvent]:
-    """The case's steps, oldest first, as applicant and staff both see them."""
-    return CaseEvent.objects.filter(case=case).order_by("at", "pk")
+def case_timeline(case: Case) -> list[CaseEvent]:
+    """The case's steps, oldest first, as applicant and staff both see them. A case the
+    platform opened itself (no submission) starts with its grant, which is the case row
+    itself rather than a stored step (a sweep opens a million at once)."""
+    steps = list(CaseEvent.objects.filter(case=case).order_by("at", "pk"))
+    if case.submission_id is None:
+        opened = CaseEvent(
+            case=case,
+            at=case.submitted_at,
+            actor=case.decided_by,
+            action=GRANT,
+            to_state=Case.State.COMPLETED,
+        )
+        steps.insert(0, opened)
+    return steps
 
 
 def case_actions(case: Case, user: User) -> frozenset[str]:

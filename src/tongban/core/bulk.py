@@ -317,10 +317,19 @@ def ids_reserve(model: type[Model], count: int) -> pa.Array:
         raise RuntimeError("ids are reserved inside the transaction that writes them")
     table = model._meta.db_table
     if connection.vendor == "postgresql":
-        sql = "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)"
-        schema = pa.schema([("id", pa.int64())])
-        batches = list(query_batches(sql, [table, count], schema))
-        return pa.Table.from_batches(batches, schema=schema)["id"].combine_chunks()
+        # Mostly the values are consecutive (no insert took one meanwhile): then only the
+        # ends come back, not a million numbers.
+        sql = (
+            "SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL "
+            "ELSE array_agg(v ORDER BY v) END FROM (SELECT nextval("
+            "pg_get_serial_sequence(%s, 'id')) AS v FROM generate_series(1, %s)) AS taken"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [table, count])
+            low, high, scattered = cursor.fetchone()
+        if scattered is not None:
+            return pa.array(scattered, pa.int64())
+        return pa.array(range(low, high + 1), pa.int64())
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         # A write takes the lock (a deferred transaction that only read would not hold it).
