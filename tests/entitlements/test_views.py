@@ -86,7 +86,12 @@ def test_the_granting_departments_staff_find_the_case(client: Client, granted: d
     assert case is not None
     staff = make_user(role=User.Role.STAFF, department=Department.objects.get(code="civil_affairs"))
     login_verified(client, staff)
-    assert client.get(f"/cases/queue/{case.pk}/").status_code == 200
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    page = client.get(f"/cases/queue/{case.pk}/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Granted without applying (免申即享)" in text and 'href="/entitlements/rules/"' in text
+    assert "Applied on their behalf by" not in text and "Materials" not in text
     other = make_user(role=User.Role.STAFF, department=make_department(code="market"))
     login_verified(client, other)
     assert client.get(f"/cases/queue/{case.pk}/").status_code == 404
