@@ -133,10 +133,8 @@ def case_steps_add(
     actor: Any,
     now: dt.datetime,
     note: str = "",
-    to_state: str = "",
 ) -> None:
-    """The same timeline step on each of these cases (their state does not change unless
-    `to_state` says what it became)."""
+    """The same timeline step on each of these cases, whose state it does not change."""
     count = len(case_ids)
     if not count:
         return
@@ -146,7 +144,7 @@ def case_steps_add(
         "actor": pa.repeat(actor_label(actor), count),
         "action": pa.repeat(action, count),
         "from_state": pa.repeat("", count),
-        "to_state": pa.repeat(str(to_state), count),
+        "to_state": pa.repeat("", count),
         "note": pa.repeat(note, count),
     }
     rows_append(CaseEvent._meta.db_table, pa.table(rows))
