@@ -139,3 +139,23 @@ def add_activity(person: Person, code: str, *days: dt.date) -> None:
         Dataset.objects.get(code=code),
         *({"resident_id": person.resident_id, SIGNAL_FIELDS[code]: d.isoformat()} for d in days),
     )
+
+
+def childcare_family() -> dict[str, Person]:
+    """A father (with an account) named on his baby's birth medical certificate, and a
+    stranger with an account; 育儿补贴 has run, so the baby holds it."""
+    from tongban.entitlements.services import entitlements_run
+
+    datasets = load_datasets("population", "birth_medical")
+    health = Department.objects.get(code="health")
+    make_grant(consumer=health, dataset=datasets["population"], fields=FIELDS, days=365)
+    benefit_items(health)
+    father = resident(born=dt.date(1990, 4, 1), account=True)
+    stranger = resident(born=dt.date(1991, 4, 1), account=True)
+    baby = resident(born=dt.date(2025, 2, 1))
+    put_rows(
+        datasets["birth_medical"],
+        {"resident_id": baby.resident_id, "father_resident_id": father.resident_id},
+    )
+    entitlements_run(rule="childcare_subsidy", actor="test", on=ON)
+    return {"father": father, "stranger": stranger, "baby": baby}

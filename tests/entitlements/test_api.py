@@ -17,7 +17,6 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django_tasks_db.models import DBTaskResult
 
-from tests.exchange.factories import load_datasets, make_grant, put_rows
 from tests.people.factories import login_verified, make_department, make_user
 from tongban.audit.models import AuditEntry
 from tongban.cases.mandates import mandate_grant
@@ -29,7 +28,7 @@ from tongban.entitlements.services import entitlement_decline, entitlements_run
 from tongban.entitlements.verification import verifications_sweep
 from tongban.people.models import Department, Person, User
 
-from .factories import FIELDS, ON, benefit_items, population_set, resident
+from .factories import ON, childcare_family, population_set, resident
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/entitlements"
@@ -188,18 +187,8 @@ def test_an_agent_reads_what_whoever_authorized_them_holds(granted: dict) -> Non
 
 
 def test_a_parent_reads_their_childs_grant_and_the_read_is_audited() -> None:
-    datasets = load_datasets("population", "birth_medical")
-    health = Department.objects.get(code="health")
-    make_grant(consumer=health, dataset=datasets["population"], fields=FIELDS, days=365)
-    benefit_items(health)
-    father = resident(born=dt.date(1990, 4, 1), account=True)
-    stranger = resident(born=dt.date(1991, 4, 1), account=True)
-    baby = resident(born=dt.date(2025, 2, 1))
-    put_rows(
-        datasets["birth_medical"],
-        {"resident_id": baby.resident_id, "father_resident_id": father.resident_id},
-    )
-    entitlements_run(rule="childcare_subsidy", actor="test", on=ON)
+    family = childcare_family()
+    father, stranger, baby = family["father"], family["stranger"], family["baby"]
     grant = Entitlement.objects.get(person=baby)
 
     body = Api(User.objects.get(person=father)).get("/mine").json()

@@ -8,7 +8,6 @@ from django.conf import settings
 from django.test import Client
 from django.utils import translation
 
-from tests.exchange.factories import load_datasets, make_grant, put_rows
 from tests.people.factories import login_verified, make_department, make_user
 from tongban.audit.models import AuditEntry
 from tongban.cases.mandates import mandate_grant
@@ -18,14 +17,11 @@ from tongban.entitlements.models import Entitlement, EntitlementRun
 from tongban.entitlements.services import (
     entitlement_decline,
     entitlement_review_decide,
-    entitlements_run,
 )
 from tongban.people.models import Department, User
 
 from .factories import (
-    FIELDS,
-    ON,
-    benefit_items,
+    childcare_family,
     resident,
 )
 
@@ -230,18 +226,8 @@ def test_other_departments_see_no_review(client: Client, in_review: Entitlement)
 
 
 def test_a_parent_sees_and_may_decline_their_childs_childcare_subsidy(client: Client) -> None:
-    datasets = load_datasets("population", "birth_medical")
-    health = Department.objects.get(code="health")
-    make_grant(consumer=health, dataset=datasets["population"], fields=FIELDS, days=365)
-    benefit_items(health)
-    father = resident(born=dt.date(1990, 4, 1), account=True)
-    stranger = resident(born=dt.date(1991, 4, 1), account=True)
-    baby = resident(born=dt.date(2025, 2, 1))
-    put_rows(
-        datasets["birth_medical"],
-        {"resident_id": baby.resident_id, "father_resident_id": father.resident_id},
-    )
-    entitlements_run(rule="childcare_subsidy", actor="test", on=ON)
+    family = childcare_family()
+    father, stranger, baby = family["father"], family["stranger"], family["baby"]
 
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
     client.force_login(User.objects.get(person=father))
