@@ -29,6 +29,7 @@ from .factories import (
     FIELDS,
     ON,
     benefit_items,
+    childcare_family,
     civil_affairs_with_grant,
     population_set,
     resident,
@@ -236,22 +237,8 @@ def test_a_child_holds_the_childcare_subsidy_and_the_parents_are_told() -> None:
 
 
 def test_a_parent_declines_the_childs_subsidy_and_no_one_else_may() -> None:
-    datasets = load_datasets("population", "birth_medical")
-    health = Department.objects.get(code="health")
-    make_grant(consumer=health, dataset=datasets["population"], fields=FIELDS, days=365)
-    benefit_items(health)
-    mother = resident(born=dt.date(1992, 4, 1), account=True)
-    stranger = resident(born=dt.date(1990, 4, 1), account=True)
-    baby = resident(born=dt.date(2025, 2, 1))
-    put_rows(
-        datasets["birth_medical"],
-        {
-            "resident_id": baby.resident_id,
-            "birth_date": "2025-02-01",
-            "mother_resident_id": mother.resident_id,
-        },
-    )
-    entitlements_run(rule="childcare_subsidy", actor="test", on=ON)
+    family = childcare_family()
+    father, stranger, baby = family["father"], family["stranger"], family["baby"]
     grant = Entitlement.objects.get(person=baby)
 
     with pytest.raises(EntitlementNotFound):
@@ -259,12 +246,12 @@ def test_a_parent_declines_the_childs_subsidy_and_no_one_else_may() -> None:
     grant.refresh_from_db()
     assert grant.status == "granted"
 
-    entitlement_decline(entitlement=grant, actor=User.objects.get(person=mother))
+    entitlement_decline(entitlement=grant, actor=User.objects.get(person=father))
 
     grant.refresh_from_db()
     assert grant.status == "declined"
     (audited,) = AuditEntry.objects.filter(action="entitlement.decline")
-    assert audited.actor.startswith(f"user:{User.objects.get(person=mother).pk}:")
+    assert audited.actor.startswith(f"user:{User.objects.get(person=father).pk}:")
     assert _steps(grant) == [("grant", ""), ("benefit_decline", "")]
     (again,) = entitlements_run(rule="childcare_subsidy", actor="test", on=ON)
     assert again.run.declined == 1 and again.run.granted == 0
