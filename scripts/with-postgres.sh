@@ -56,7 +56,7 @@ if ! pg initdb -D "$tmp/data" -A trust -U tongban -E UTF8 --locale=C.UTF-8 >"$tm
 fi
 # A throwaway test server: durability settings off for speed.
 options="-p $port -k $tmp -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-options+=" -c full_page_writes=off -c max_connections=50"
+options+=" -c full_page_writes=off -c max_connections=50 ${TONGBAN_PG_OPTIONS:-}"
 if ! pg pg_ctl -D "$tmp/data" -o "$options" -l "$tmp/server.log" -w -t 60 start >/dev/null; then
     cat "$tmp/server.log" >&2
     exit 1

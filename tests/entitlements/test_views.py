@@ -11,8 +11,9 @@ from django.utils import translation
 from tests.people.factories import login_verified, make_department, make_user
 from tongban.audit.models import AuditEntry
 from tongban.cases.mandates import mandate_grant
-from tongban.cases.models import CaseEvent, Notification
-from tongban.entitlements.errors import EntitlementNotFound
+from tongban.cases.models import Case, CaseEvent, Notification
+from tongban.cases.services import submission_create
+from tongban.entitlements.errors import BenefitHeld, EntitlementNotFound
 from tongban.entitlements.models import Entitlement, EntitlementRun
 from tongban.entitlements.services import (
     entitlement_decline,
@@ -252,3 +253,31 @@ def test_a_parent_sees_and_may_decline_their_childs_childcare_subsidy(client: Cl
     assert client.post(url, {"confirm": "on"}).status_code == 302
     grant.refresh_from_db()
     assert grant.status == "declined"
+
+
+def test_applying_for_a_benefit_already_granted_is_refused_with_the_way_to_it(
+    client: Client, granted: dict
+) -> None:
+    elder = granted["elder"]
+    grant = Entitlement.objects.get(person=elder.person)
+    item = grant.case.item  # type: ignore[union-attr]
+    client.force_login(elder)
+    cases_before = Case.objects.count()
+
+    page = client.get(f"/cases/apply/{item.code}/")
+    posted = client.post(f"/cases/apply/{item.code}/", {"idempotency_key": "k" * 16})
+
+    for response in (page, posted):
+        assert response.status_code == 409
+        text = response.content.decode()
+        assert "entitlement_already_held" in text and 'href="/entitlements/"' in text
+    assert Case.objects.count() == cases_before
+    with pytest.raises(BenefitHeld) as caught:
+        submission_create(
+            items=[item], applicant=elder.person, actor=elder, idempotency_key="k" * 16
+        )
+    assert caught.value.details == {"entitlement": grant.pk}
+    assert Case.objects.count() == cases_before
+
+    entitlement_decline(entitlement=grant, actor=elder)  # changed their mind: they may apply
+    assert client.get(f"/cases/apply/{item.code}/").status_code == 200

@@ -179,13 +179,25 @@ class Case(Applicant):
     number = models.CharField(_("case number"), max_length=32)
     # None for a case the platform opened itself, nobody having applied: a benefit granted
     # from the shared data (免申即享, see `cases.granted`).
+    # Indexed where set (`Meta.indexes`), as `renews`: millions of granted cases leave them
+    # null, and would each add an entry nobody looks up.
     submission = models.ForeignKey(
-        Submission, on_delete=models.PROTECT, null=True, blank=True, related_name="cases"
+        Submission,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="cases",
+        db_index=False,
     )
     item = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="cases")
     # Copied from the item when submitted, so a later catalog change does not move the case.
+    # Looked up through `case_queue_idx`, which starts with it.
     department = models.ForeignKey(
-        Department, on_delete=models.PROTECT, related_name="cases", verbose_name=_("department")
+        Department,
+        on_delete=models.PROTECT,
+        related_name="cases",
+        verbose_name=_("department"),
+        db_index=False,
     )
     state = models.CharField(
         _("state"), max_length=24, choices=State.choices, default=State.SUBMITTED
@@ -220,6 +232,7 @@ class Case(Applicant):
         blank=True,
         related_name="renewal_cases",
         verbose_name=_("renews"),
+        db_index=False,
     )
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -230,6 +243,14 @@ class Case(Applicant):
         verbose_name_plural = _("cases")
         indexes = [
             models.Index(fields=["department", "state", "due_at"], name="case_queue_idx"),
+            models.Index(
+                fields=["submission"],
+                condition=models.Q(submission__isnull=False),
+                name="case_submission_idx",
+            ),
+            models.Index(
+                fields=["renews"], condition=models.Q(renews__isnull=False), name="case_renews_idx"
+            ),
         ]
         constraints = [
             _one_applicant("case"),

@@ -8,7 +8,7 @@ them) answers supplements and withdraws."""
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,12 +129,20 @@ def _applicant_fields(applicant: Person | Organization) -> dict[str, Any]:
     return {"applicant_person": None, "applicant_organization": applicant}
 
 
-def _audience_check(item: ServiceItem, applicant: Person | Organization) -> None:
+# Checks that higher apps add (from their `AppConfig.ready`) on whether this applicant may
+# apply for this item: e.g. `entitlements` refuses a benefit the applicant already receives
+# without applying. Each raises a `TongbanError` to refuse.
+application_checks: list[Callable[[ServiceItem, Person | Organization], None]] = []
+
+
+def _applicable_check(item: ServiceItem, applicant: Person | Organization) -> None:
     kind = "person" if isinstance(applicant, Person) else "organization"
     if item.audience not in (kind, "both"):
         raise CaseInputInvalid(
             _("This service is not for this kind of applicant."), code="audience_mismatch"
         )
+    for check in application_checks:
+        check(item, applicant)
 
 
 def submission_create(
@@ -189,7 +197,7 @@ def _submission_insert(
     for item in items:
         if not item.is_active:
             raise CaseInputInvalid(_("This service is not open for applications."))
-        _audience_check(item, applicant)
+        _applicable_check(item, applicant)
     now = now or timezone.now()
     calendar = WorkingCalendar()
     try:
@@ -758,7 +766,7 @@ def application_prepare(
     items = _items_chosen(item, bundle)
     applicant, mandate = applicant_and_mandate(actor, on_behalf=on_behalf, items=items)
     for chosen in items:
-        _audience_check(chosen, applicant)
+        _applicable_check(chosen, applicant)
     resolved = _resolutions(items, applicant, actor, mandate)
     merged: dict[str, list[MaterialResolution]] = {}
     for resolutions in resolved.values():

@@ -15,6 +15,8 @@ class TongbanError(Exception):
     code = "error"
     status = 400
     default_message: str | Promise = _("The request could not be completed.")
+    # Where the user can act on the error, for the error page: a URL name and its label.
+    link: tuple[str, str | Promise] | None = None
 
     def __init__(
         self, message: str | Promise | None = None, *, code: str | None = None, **details: Any

@@ -82,3 +82,15 @@ class SnapshotInvalid(ValidationError):
         "The snapshot cannot be used: it is missing, of another format, lacks a field the "
         "rules read, or a snapshot is already there."
     )
+
+
+class BenefitHeld(ConflictError):
+    """An application for a benefit the applicant already receives without applying: a
+    second case would pay it twice. The grant's `entitlement` id is in the details."""
+
+    code = "entitlement_already_held"
+    default_message = _(
+        "This benefit is already granted to the applicant without applying: it is listed "
+        "under My benefits."
+    )
+    link = ("entitlements:my", _("My benefits"))

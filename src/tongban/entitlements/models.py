@@ -58,8 +58,13 @@ class Entitlement(models.Model):
         REVIEW = "review", _("Under review")  # 待复核 (no longer meets the conditions)
         ENDED = "ended", _("Ended")  # 已终止
 
+    # Looked up through `entitlement_one_per_person_rule`, which starts with it.
     person = models.ForeignKey(
-        Person, on_delete=models.PROTECT, related_name="entitlements", verbose_name=_("person")
+        Person,
+        on_delete=models.PROTECT,
+        related_name="entitlements",
+        verbose_name=_("person"),
+        db_index=False,
     )
     rule_code = models.CharField(_("rule"), max_length=40)
     rule_version = models.CharField(_("rule version"), max_length=20)

@@ -13,13 +13,14 @@ from tongban.audit.services import audit_record
 from tongban.cases.mandates import mandates_held
 from tongban.cases.rules import condition_explanation
 from tongban.cases.selectors import case_timeline
+from tongban.catalog.models import ServiceItem
 from tongban.core.bulk import pairs_digest, queryset_table
 from tongban.core.errors import PermissionDeniedError
 from tongban.core.schedule import schedule_of_task
-from tongban.people.models import Person, User
+from tongban.people.models import Organization, Person, User
 
 from . import verification
-from .errors import EntitlementNotFound, RuleNotFound
+from .errors import BenefitHeld, EntitlementNotFound, RuleNotFound
 from .evaluate import facts_report
 from .guardians import children_of, guardian_of
 from .models import Entitlement, EntitlementRun, Verification
@@ -32,6 +33,26 @@ RECENT_RUNS = 5
 def entitlement_rule(code: str) -> EntitlementRule | None:
     """The rule of that code in the rule book, in force or not."""
     return next((r for r in entitlement_rules_all() if r.code == code), None)
+
+
+def benefit_held_check(item: ServiceItem, applicant: Person | Organization) -> None:
+    """Refuse an application for a benefit the applicant already receives (granted, or in
+    review and paid meanwhile): one of `cases.services.application_checks`. No query for
+    an item that no rule grants."""
+    codes = [r.code for r in entitlement_rules_all() if r.item == item.code]
+    if not codes or not isinstance(applicant, Person):
+        return
+    held = (
+        Entitlement.objects.filter(
+            person=applicant,
+            rule_code__in=codes,
+            status__in=[Entitlement.Status.GRANTED, Entitlement.Status.REVIEW],
+        )
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if held is not None:
+        raise BenefitHeld(entitlement=held)
 
 
 def entitlement_report(entitlement: Entitlement) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from tongban.audit.services import actor_label, audit_record
 from tongban.cases import granted
 from tongban.cases.models import Notification
 from tongban.catalog.models import ServiceItem
-from tongban.core.bulk import ids_chosen, pairs_digest, queryset_table, rows_append
+from tongban.core.bulk import ids_chosen, ids_reserve, pairs_digest, queryset_table, rows_append
 from tongban.exchange.models import AccessGrant, Dataset, Record
 from tongban.exchange.proofs import system_account
 from tongban.people.models import Department, Person, User
@@ -276,7 +276,6 @@ class _Sweep:
     now: dt.datetime = field(default_factory=timezone.now)
     counts: Counter[str] = field(default_factory=Counter)
     preview: list[int] = field(default_factory=list)
-    last_id: int = 0  # the highest id of this run's grants so far
 
     def bucket(self, bucket: int, chunk: Snapshot, held: pa.Table, dry_run: bool) -> None:
         eligible = chunk.subjects.filter(batch_evaluate(self.rule, chunk, on=self.on))
@@ -352,8 +351,10 @@ class _Sweep:
             now=self.now,
         )
         persons = pa.concat_arrays([adopted, persons])
+        ids = ids_reserve(Entitlement, count)
         rows = pa.table(
             {
+                "id": ids,
                 "person_id": persons,
                 "case_id": pa.concat_arrays([adopted_cases.combine_chunks(), cases]),
                 "rule_code": pa.repeat(self.rule.code, count),
@@ -366,18 +367,11 @@ class _Sweep:
             }
         )
         rows_append(Entitlement._meta.db_table, rows)
-        written = queryset_table(
-            Entitlement.objects.filter(granted_by_run=self.run, pk__gt=self.last_id)
-            .values_list("person_id", "pk")
-            .order_by(),
-            pa.schema([("person", pa.int64()), ("id", pa.int64())]),
-        )
-        self.last_id = max(self.last_id, pc.max(written["id"]).as_py() or 0)
         self._audit(
             "entitlement.grant_batch",
             bucket,
-            written["person"],
-            written["id"],
+            persons,
+            ids,
             version=self.rule.version,
             amount=self.amount,
         )
