@@ -20,7 +20,7 @@ from django_tasks_db.models import DBTaskResult
 from tests.people.factories import login_verified, make_department, make_user
 from tongban.audit.models import AuditEntry
 from tongban.cases.mandates import mandate_grant
-from tongban.cases.models import CaseEvent, Notification
+from tongban.cases.models import Case, CaseEvent, Notification
 from tongban.cases.selectors import case_timeline
 from tongban.entitlements.models import Entitlement, EntitlementRun, Verification
 from tongban.entitlements.rulebook import entitlement_rule_in_force
@@ -741,3 +741,25 @@ def test_openapi_documents_the_endpoints_and_their_refusals(client: Client) -> N
         assert API + path in paths
     review = paths[API + "/review"]["get"]
     assert {p["name"] for p in review["parameters"]} == {"page", "page_size"}
+
+
+def test_the_cases_api_refuses_to_apply_for_a_benefit_already_granted(granted: dict) -> None:
+    elder = granted["elder"]
+    grant = Entitlement.objects.get(person=elder.person)
+    code = grant.case.item.code  # type: ignore[union-attr]
+    api = Api(elder)
+    cases = Case.objects.count()
+
+    form = api.client.get(f"/api/v1/cases/apply/item/{code}")
+    sent = api.client.post(
+        "/api/v1/cases/submissions",
+        {"item": code},
+        content_type="application/json",
+        headers={"X-CSRFToken": api.token, "Idempotency-Key": "key-0001-abcd"},
+    )
+
+    for response in (form, sent):
+        assert response.status_code == 409
+        assert response.json()["code"] == "entitlement_already_held"
+        assert response.json()["details"] == {"entitlement": grant.pk}
+    assert Case.objects.count() == cases
