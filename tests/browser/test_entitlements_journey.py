@@ -1,7 +1,8 @@
 """免申即享 in a real browser: a civil affairs officer previews 高龄津贴 on the rule page and
 queues a run, which the worker performs; the resident aged 80+ finds the grant under
-我的待遇 on their phone with every reason, and declines it behind a confirmation; a holder
-who no longer qualifies waits in the officer's review queue until the officer decides.
+我的待遇 on their phone with every reason, is sent back there when applying for it again,
+and declines it behind a confirmation; a holder who no longer qualifies waits in the
+officer's review queue until the officer decides.
 Every page passes axe-core without console errors."""
 
 import datetime as dt
@@ -102,6 +103,14 @@ def test_the_elder_sees_why_and_declines_on_a_phone(
     page.locator("a[href='/entitlements/'].btn").click()
     page.wait_for_url("**/entitlements/")
 
+    # applying for it again is refused, with the way back to the grant
+    response = page.goto(f"{live_server.url}/cases/apply/{case.item.code}/")
+    assert response is not None and response.status == 409
+    assert "已免申即享" in page.locator("main h1").inner_text()
+    checked(page, "phone-entitlements-already-held", axe_violations, screenshot)
+    page.locator("main a[href='/entitlements/']").click()
+    page.wait_for_url("**/entitlements/")
+
     page.locator("a.btn-danger").click()
     page.wait_for_url("**/decline/")
     checked(page, "phone-entitlements-decline", axe_violations, screenshot)
@@ -111,4 +120,7 @@ def test_the_elder_sees_why_and_declines_on_a_phone(
     assert Entitlement.objects.get(person=elder).status == "declined"
     page.goto(f"{live_server.url}/cases/{case.pk}/")
     assert "已放弃" in page.locator("ol.timeline").inner_text()
-    assert console_errors(page) == []
+    # the refused page's own status is the one error the console reports
+    assert console_errors(page) == [
+        "Failed to load resource: the server responded with a status of 409 (Conflict)"
+    ]
