@@ -1,9 +1,9 @@
 """免申即享 in a real browser: a civil affairs officer previews 高龄津贴 on the rule page and
 queues a run, which the worker performs; the resident aged 80+ finds the grant under
-我的待遇 on their phone with every reason, is sent back there when applying for it again,
-and declines it behind a confirmation; a holder who no longer qualifies waits in the
-officer's review queue until the officer decides.
-Every page passes axe-core without console errors."""
+我的待遇 on their phone with every reason, is sent back there when applying for it again
+(the service guide says so instead of offering to apply), and declines it behind a
+confirmation; a holder who no longer qualifies waits in the officer's review queue until
+the officer decides. Every page passes axe-core without console errors."""
 
 import datetime as dt
 import io
@@ -108,6 +108,11 @@ def test_the_elder_sees_why_and_declines_on_a_phone(
     assert response is not None and response.status == 409
     assert "已免申即享" in page.locator("main h1").inner_text()
     checked(page, "phone-entitlements-already-held", axe_violations, screenshot)
+    # as the service guide says, instead of an apply button
+    page.goto(f"{live_server.url}/items/{case.item.code}/")
+    assert "您已享受" in page.locator("section[aria-labelledby='benefit-title']").inner_text()
+    assert page.locator(f"a[href='/cases/apply/{case.item.code}/']").count() == 0
+    checked(page, "phone-entitlements-item-guide", axe_violations, screenshot)
     page.locator("main a[href='/entitlements/']").click()
     page.wait_for_url("**/entitlements/")
 

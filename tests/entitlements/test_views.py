@@ -281,3 +281,24 @@ def test_applying_for_a_benefit_already_granted_is_refused_with_the_way_to_it(
 
     entitlement_decline(entitlement=grant, actor=elder)  # changed their mind: they may apply
     assert client.get(f"/cases/apply/{item.code}/").status_code == 200
+
+
+def test_the_service_guide_of_a_benefit_says_it_comes_without_applying(
+    client: Client, granted: dict
+) -> None:
+    grant = Entitlement.objects.get(person=granted["elder"].person)
+    item = grant.case.item  # type: ignore[union-attr]
+    guide = f"/items/{item.code}/"
+    apply = f'href="/cases/apply/{item.code}/"'
+
+    anonymous = client.get(guide).content.decode()
+    client.force_login(granted["young"])
+    young = client.get(guide).content.decode()
+    client.force_login(granted["elder"])
+    holder = client.get(guide).content.decode()
+
+    for page in (anonymous, young):
+        assert 'id="benefit-title"' in page and "无需申请" in page and apply in page
+        assert "您已享受" not in page
+    assert 'id="benefit-title"' in holder and "您已享受" in holder
+    assert apply not in holder and 'href="/entitlements/"' in holder

@@ -2,6 +2,7 @@
 each explained as 我的待遇 shows it; for staff, the rule list with its schedule and runs,
 and their department's grants in review. The pages and the API both read through here."""
 
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -35,24 +36,47 @@ def entitlement_rule(code: str) -> EntitlementRule | None:
     return next((r for r in entitlement_rules_all() if r.code == code), None)
 
 
-def benefit_held_check(item: ServiceItem, applicant: Person | Organization) -> None:
-    """Refuse an application for a benefit the applicant already receives (granted, or in
-    review and paid meanwhile): one of `cases.services.application_checks`. No query for
-    an item that no rule grants."""
+def _held_of(person: Person, item: ServiceItem) -> Entitlement | None:
+    """The person's grant of a rule granting `item` that they receive (granted, or in
+    review and paid meanwhile); no query for an item that no rule grants."""
     codes = [r.code for r in entitlement_rules_all() if r.item == item.code]
-    if not codes or not isinstance(applicant, Person):
-        return
-    held = (
-        Entitlement.objects.filter(
-            person=applicant,
-            rule_code__in=codes,
-            status__in=[Entitlement.Status.GRANTED, Entitlement.Status.REVIEW],
-        )
-        .values_list("pk", flat=True)
-        .first()
-    )
+    if not codes:
+        return None
+    return Entitlement.objects.filter(
+        person=person,
+        rule_code__in=codes,
+        status__in=[Entitlement.Status.GRANTED, Entitlement.Status.REVIEW],
+    ).first()
+
+
+def benefit_held_check(item: ServiceItem, applicant: Person | Organization) -> None:
+    """Refuse an application for a benefit the applicant already receives: one of
+    `cases.services.application_checks`."""
+    held = _held_of(applicant, item) if isinstance(applicant, Person) else None
     if held is not None:
-        raise BenefitHeld(entitlement=held)
+        raise BenefitHeld(entitlement=held.pk)
+
+
+@dataclass(frozen=True)
+class ItemBenefit:
+    """A catalog item that a rule grants without applying (免申即享), as its service guide
+    tells: the rule, and whether the citizen reading it already receives it."""
+
+    rule: EntitlementRule
+    held: bool
+
+
+def item_benefit(item: ServiceItem, user: Any) -> ItemBenefit | None:
+    today = timezone.localdate()
+    rule = next(
+        (r for r in entitlement_rules_all() if r.item == item.code and r.in_force(today)), None
+    )
+    if rule is None:
+        return None
+    person = (
+        getattr(user, "person", None) if getattr(user, "role", None) == User.Role.CITIZEN else None
+    )
+    return ItemBenefit(rule=rule, held=person is not None and _held_of(person, item) is not None)
 
 
 def entitlement_report(entitlement: Entitlement) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from tongban.catalog import selectors
 from tongban.catalog.models import Audience, ServiceItem
 from tongban.core.middleware import ELDER_COOKIE
 from tongban.core.selectors import working_days_add
+from tongban.entitlements.selectors import item_benefit
 
 PAGE_SIZE = 20
 
@@ -118,6 +119,7 @@ def item_guide(request: HttpRequest, code: str) -> HttpResponse:
             "materials": materials,
             "fetchable_count": sum(m.fetchable for m in materials),
             "bundles": item.bundles.filter(is_active=True),
+            "benefit": item_benefit(item, request.user),
         },
     )
 
