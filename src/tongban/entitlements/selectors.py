@@ -67,6 +67,8 @@ class ItemBenefit:
 
 
 def item_benefit(item: ServiceItem, user: Any) -> ItemBenefit | None:
+    """What the service guide of `item` tells `user` (anyone, signed in or not) of the rule
+    in force granting it; None when no rule does."""
     today = timezone.localdate()
     rule = next(
         (r for r in entitlement_rules_all() if r.item == item.code and r.in_force(today)), None
