@@ -372,14 +372,16 @@ def _principal(user: User, mandate_id: int | None) -> Person | None:
 
 
 @router.get(
-    "/apply/item/{code}", response={200: ApplicationFormOut} | LOOKUP_REFUSALS, auth=applicant
+    "/apply/item/{code}", response={200: ApplicationFormOut} | CHANGE_REFUSALS, auth=applicant
 )
 def apply_item(request: HttpRequest, code: str, for_mandate: int | None = FOR_MANDATE) -> Any:
     """The form for one item: per material, where it will come from for you (your
     license, shared data, or an upload), which data needs your consent, and what an
     approval's license needs stated. Reads none of your data. With `for_mandate`, the form
     for the person who authorized you (403 mandate_not_in_force unless their mandate in
-    force today covers the item; 404 mandate_not_found for a mandate not given to you)."""
+    force today covers the item; 404 mandate_not_found for a mandate not given to you).
+    409 entitlement_already_held for a benefit the applicant already receives without
+    applying (免申即享)."""
     user = _user(request)
     item = catalog_selectors.item_get(code=code)
     prepared = services.application_prepare(
@@ -389,7 +391,7 @@ def apply_item(request: HttpRequest, code: str, for_mandate: int | None = FOR_MA
 
 
 @router.get(
-    "/apply/bundle/{code}", response={200: ApplicationFormOut} | LOOKUP_REFUSALS, auth=applicant
+    "/apply/bundle/{code}", response={200: ApplicationFormOut} | CHANGE_REFUSALS, auth=applicant
 )
 def apply_bundle(request: HttpRequest, code: str, for_mandate: int | None = FOR_MANDATE) -> Any:
     """一件事: one form for every item of a bundle, each material and consent asked once
@@ -443,7 +445,7 @@ IDEMPOTENCY_KEY = Header(
 
 @router.post(
     "/submissions",
-    response={200: SubmissionOut, 201: SubmissionOut} | LOOKUP_REFUSALS,
+    response={200: SubmissionOut, 201: SubmissionOut} | CHANGE_REFUSALS,
     auth=applicant,
 )
 def submit(request: HttpRequest, body: SubmissionIn, idempotency_key: str = IDEMPOTENCY_KEY) -> Any:
@@ -455,7 +457,8 @@ def submit(request: HttpRequest, body: SubmissionIn, idempotency_key: str = IDEM
     license; they see it under /mine too) and the submission records the mandate in force
     that covers every item; consents are given in their name only if it says so. Refused,
     with nothing written: mandate_not_found (404, not given to you), mandate_not_in_force
-    (403, withdrawn, expired, not yet in force or not covering every item)."""
+    (403, withdrawn, expired, not yet in force or not covering every item),
+    entitlement_already_held (409, a benefit the applicant receives without applying)."""
     user = _user(request)
     principal = _principal(user, body.for_mandate)
     return _submitted(
