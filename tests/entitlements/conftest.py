@@ -52,3 +52,14 @@ def asked() -> dict[str, User]:
         "other": User.objects.get(person=other),
         "active": User.objects.get(person=active),
     }
+
+
+@pytest.fixture
+def december(monkeypatch: pytest.MonkeyPatch) -> dt.date:
+    """Today is 2026-12-15: 长寿补贴, in force from 2027-01-01, is yet to take effect."""
+    today = dt.date(2026, 12, 15)
+    real = timezone.localdate
+    monkeypatch.setattr(
+        timezone, "localdate", lambda *args, **kwargs: real(*args, **kwargs) if args else today
+    )
+    return today

@@ -28,7 +28,7 @@ from tongban.entitlements.services import entitlement_decline, entitlements_run
 from tongban.entitlements.verification import verifications_sweep
 from tongban.people.models import Department, Person, User
 
-from .factories import ON, childcare_family, population_set, resident
+from .factories import ON, childcare_family, civil_affairs_with_grant, population_set, resident
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/entitlements"
@@ -429,6 +429,7 @@ def test_staff_read_every_rule_with_its_schedule_and_runs(granted: dict) -> None
     assert (due.hour, due.minute) == (2, 0) and due > timezone.now()
     assert [r["code"] for r in body["rules"]] == [
         "elder_allowance",
+        "longevity_allowance",
         "childcare_subsidy",
         "minimum_living_renewal",
         "pension_continuation",
@@ -516,6 +517,7 @@ def test_the_granting_department_previews_a_dry_run(granted: dict) -> None:
     run = EntitlementRun.objects.get(dry_run=True)
     assert response.json() == {
         "rule": "elder_allowance",
+        "on": _json(timezone.localdate()),
         "run": {
             "id": run.pk,
             "rule_version": "2024-01-01",
@@ -763,3 +765,25 @@ def test_the_cases_api_refuses_to_apply_for_a_benefit_already_granted(granted: d
         assert response.json()["code"] == "entitlement_already_held"
         assert response.json()["details"] == {"entitlement": grant.pk}
     assert Case.objects.count() == cases
+
+
+def test_a_rule_not_yet_in_force_is_previewed_for_its_first_day_and_not_run(
+    december: dt.date,
+) -> None:
+    civil_affairs_with_grant()
+    ninety = resident(born=dt.date(1936, 6, 1))
+    staff = Api(_officer(), verified=True)
+
+    (rule,) = [r for r in staff.get("/rules").json()["rules"] if r["code"] == "longevity_allowance"]
+    previewed = staff.post("/rules/longevity_allowance/preview")
+    queued = staff.post("/rules/longevity_allowance/run")
+
+    assert (rule["in_force"], rule["amount"], rule["next_run_at"]) == (False, "200.00", None)
+    assert [c["id"] for c in rule["conditions"]] == ["aged", "registered_here", "alive"]
+    assert previewed.status_code == 200
+    body = previewed.json()
+    assert body["on"] == "2027-01-01" and body["run"]["evaluated_on"] == "2027-01-01"
+    assert body["newly_eligible"] == [{"name": ninety.name, "masked_id": ninety.masked_id}]
+    assert queued.status_code == 404 and queued.json()["code"] == "entitlement_rule_not_found"
+    assert not Entitlement.objects.exists()
+    assert not DBTaskResult.objects.exists()

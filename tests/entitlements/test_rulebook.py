@@ -2,6 +2,7 @@
 child's grant, and silent verification, each checked when the book is read."""
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -117,3 +118,16 @@ def test_a_bad_rule_is_refused(change: dict[str, Any], message: str) -> None:
     with pytest.raises(RulesInvalid) as caught:
         entitlement_rules_parse(book(**change))
     assert message in str(caught.value)
+
+
+def test_a_preview_evaluates_a_rule_for_today_or_its_first_day_until_it_ends() -> None:
+    rule = entitlement_rule_in_force("longevity_allowance", on=dt.date(2027, 1, 1))
+    assert rule is not None
+    first = dt.date(2027, 1, 1)
+
+    assert rule.previewed_on(dt.date(2026, 12, 15)) == first  # not yet in force
+    assert rule.previewed_on(first) == first
+    assert rule.previewed_on(dt.date(2027, 6, 1)) == dt.date(2027, 6, 1)
+    ended = replace(rule, effective_until=dt.date(2027, 12, 31))
+    assert ended.previewed_on(dt.date(2027, 12, 31)) == dt.date(2027, 12, 31)
+    assert ended.previewed_on(dt.date(2028, 1, 1)) is None

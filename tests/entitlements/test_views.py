@@ -23,6 +23,7 @@ from tongban.people.models import Department, User
 
 from .factories import (
     childcare_family,
+    civil_affairs_with_grant,
     resident,
 )
 
@@ -302,3 +303,38 @@ def test_the_service_guide_of_a_benefit_says_it_comes_without_applying(
         assert "您已享受" not in page
     assert 'id="benefit-title"' in holder and "您已享受" in holder
     assert apply not in holder and 'href="/entitlements/"' in holder
+
+
+def test_a_rule_not_yet_in_force_is_previewed_for_the_day_it_takes_effect(
+    client: Client, december: dt.date
+) -> None:
+    civil_affairs_with_grant()
+    ninety = resident(born=dt.date(1936, 6, 1))  # 90 on 2027-01-01
+    eighty_six = resident(born=dt.date(1940, 1, 1))
+    officer = make_user(role="staff", department=Department.objects.get(code="civil_affairs"))
+    login_verified(client, officer)
+
+    page = client.get("/entitlements/rules/").content.decode()
+    card = page[page.index('id="rule-longevity_allowance"') :]
+    card = card[: card.index("</section>")]
+    assert "2027-01-01起施行" in card and "200.00" in card and "年满90周岁" in card
+    assert 'action="/entitlements/rules/longevity_allowance/preview/"' in card
+    assert "/entitlements/rules/longevity_allowance/run/" not in card  # nothing to run yet
+
+    previewed = client.post("/entitlements/rules/longevity_allowance/preview/")
+    queued = client.post("/entitlements/rules/longevity_allowance/run/")
+
+    assert previewed.status_code == 200
+    run = EntitlementRun.objects.get()
+    assert (run.rule_code, run.dry_run, run.evaluated_on) == (
+        "longevity_allowance",
+        True,
+        dt.date(2027, 1, 1),
+    )
+    assert (run.eligible, run.granted) == (1, 1)
+    text = previewed.content.decode()
+    assert "尚未施行" in text and "2027-01-01" in text
+    assert ninety.masked_id in text and eighty_six.masked_id not in text
+    assert queued.status_code == 404 and "entitlement_rule_not_found" in queued.content.decode()
+    assert not Entitlement.objects.exists()
+    assert not AuditEntry.objects.filter(action="entitlement.run_queued").exists()

@@ -250,13 +250,15 @@ def rules(request: HttpRequest) -> Any:
 def preview(request: HttpRequest, code: str) -> Any:
     """A dry run of your department's rule (audited: it reads the population): its counts
     and the first people it would newly grant, by masked ID number; nothing is granted.
-    Another department's rule is entitlement_rule_not_yours (403), with nothing run; an
-    unknown one, or one not in force, entitlement_rule_not_found (404)."""
+    A rule not yet in force is evaluated for the day it takes effect (`on`). Another
+    department's rule is entitlement_rule_not_yours (403), with nothing run; an unknown
+    one, or one that has ended, entitlement_rule_not_found (404)."""
     user = _user(request)
     rule = selectors.entitlement_rule_of_department(user, code)
     done = services.entitlements_preview(rule=rule, actor=user)
     return {
         "rule": rule.code,
+        "on": done.on,
         "run": _run_out(done.run),
         "newly_eligible": done.people,
         "limit": done.limit,
@@ -268,7 +270,8 @@ def preview(request: HttpRequest, code: str) -> Any:
 )
 def run_now(request: HttpRequest, code: str) -> Any:
     """立即运行: queue a run of your department's rule in force (202); a worker performs it
-    and it appears among the rule's runs when done. Refused as a preview is."""
+    and it appears among the rule's runs when done. Refused as a preview is, and a rule
+    not in force today (entitlement_rule_not_found, 404)."""
     user = _user(request)
     rule = selectors.entitlement_rule_of_department(user, code)
     entitlements_run_enqueue(rule=rule, actor=user)

@@ -92,6 +92,14 @@ class EntitlementRule:
             self.effective_until is None or on <= self.effective_until
         )
 
+    def previewed_on(self, today: dt.date) -> dt.date | None:
+        """The day a preview evaluates the rule for: today while it is in force, the day it
+        takes effect before then (who would be eligible from its first day), None once it
+        has ended."""
+        if self.effective_from is not None and today < self.effective_from:
+            return self.effective_from
+        return today if self.in_force(today) else None
+
     def conditions_on(self, on: dt.date) -> list[Condition]:
         return [
             c

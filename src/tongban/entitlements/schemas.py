@@ -152,10 +152,14 @@ class RuleOut(Schema):
     effective_from: dt.date | None
     effective_until: dt.date | None
     in_force: bool
-    amount: Decimal | None = Field(description="Today's monthly amount, when in force")
+    amount: Decimal | None = Field(
+        description="Today's monthly amount, or its first day's for a rule not yet in force"
+    )
     amount_note: str
     amounts: list[AmountOut] = Field(description="Every dated amount, oldest first")
-    conditions: list[RuleConditionOut] = Field(description="The conditions in force today")
+    conditions: list[RuleConditionOut] = Field(
+        description="The conditions in force today (on its first day, not yet in force)"
+    )
     held: HeldCountsOut = Field(description="How many hold it, by status")
     mine: bool = Field(description="Your department grants it: you may preview and run it")
     next_run_at: dt.datetime | None = Field(description="Its next scheduled run, if in force")
@@ -172,6 +176,9 @@ class RulesOut(Schema):
 
 class PreviewOut(Schema):
     rule: str
+    on: dt.date = Field(
+        description="The day evaluated: today, or the day a rule not yet in force takes effect"
+    )
     run: RunOut = Field(description="The dry run's counts")
     newly_eligible: list[PersonRefOut] = Field(
         description="The first `limit` people it would newly grant, by ID number"

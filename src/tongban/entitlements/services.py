@@ -204,16 +204,26 @@ class RulePreview:
     run: EntitlementRun
     people: list[Person]
     limit: int
+    on: dt.date  # the day evaluated: today, or the day a rule not yet in force takes effect
+    upcoming: bool
 
 
 def entitlements_preview(
     *, rule: EntitlementRule, actor: User, limit: int = PREVIEW_LIMIT
 ) -> RulePreview:
     """A dry run of one rule (audited: it reads the population) naming the first `limit`
-    people it would newly grant, by ID number; the caller checks who may."""
-    (outcome,) = entitlements_run(rule=rule.code, dry_run=True, actor=actor)
+    people it would newly grant, by ID number; the caller checks who may. A rule not yet in
+    force is previewed for the day it takes effect, on today's data: who would be granted
+    then, before it is; one that has ended is not found."""
+    today = timezone.localdate()
+    on = rule.previewed_on(today)
+    if on is None:
+        raise RuleNotFound()
+    (outcome,) = entitlements_run(rule=rule.code, dry_run=True, actor=actor, on=on)
     people = Person.objects.filter(pk__in=outcome.newly_eligible[:limit]).order_by("resident_id")
-    return RulePreview(rule=rule, run=outcome.run, people=list(people), limit=limit)
+    return RulePreview(
+        rule=rule, run=outcome.run, people=list(people), limit=limit, on=on, upcoming=on > today
+    )
 
 
 def _lock(rule: EntitlementRule) -> None:
