@@ -582,9 +582,10 @@ _BASE45_VALUES = bytes.maketrans(BASE45_ALPHABET, bytes(range(45)))
 def b45decode(text: str) -> bytes:
     """RFC 9285 base45 decoding, several times faster than the `base45` package's pure-Python
     loop (it was half the cost of a verification): characters become values with one
-    `translate`, and triples become 16-bit words in one `struct.pack`."""
+    `translate`, and triples become 16-bit words in one `struct.pack`. Trailing newlines
+    are ignored, as the reference does: some scanners end what they read with one."""
     try:
-        raw = text.encode("ascii")
+        raw = text.rstrip("\n").encode("ascii")
     except UnicodeEncodeError as exc:
         raise ValueError("base45: not ASCII") from exc
     if raw.translate(None, BASE45_ALPHABET) or len(raw) % 3 == 1:
