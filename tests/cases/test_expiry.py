@@ -630,9 +630,9 @@ def test_the_command_sweeps_with_progress_and_counts(city):
     out, err = io.StringIO(), io.StringIO()
 
     on = TODAY.isoformat()
-    call_command("licenses", "expiry", "--dry-run", "--on", on, stdout=out, stderr=err)
+    call_command("expiry", "--dry-run", "--on", on, stdout=out, stderr=err)
     assert ExpiryReminder.objects.count() == 0
-    call_command("licenses", "expiry", "--on", on, stdout=out, stderr=err)
+    call_command("expiry", "--on", on, stdout=out, stderr=err)
 
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("expiry dry run on 2026-06-01: 1 in window, 1 reminded, 0 notif")
@@ -647,7 +647,7 @@ def test_the_command_sweeps_with_progress_and_counts(city):
 
 def test_the_command_refuses_a_bad_date(city):
     with pytest.raises(CommandError, match="not a date"):
-        call_command("licenses", "expiry", "--on", "2026-13-01")
+        call_command("expiry", "--on", "2026-13-01")
 
 
 def test_the_daily_task_sweeps_today_and_returns_the_counts(city):

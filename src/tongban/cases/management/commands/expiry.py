@@ -1,8 +1,8 @@
-"""`tongban licenses expiry [--dry-run] [--on DATE]`: remind the holders of expiring licenses
-and renew designated types (到期提醒与自动续证), with progress on stderr and the counts.
+"""`tongban expiry [--dry-run] [--on DATE]`: remind the holders of expiring licenses and
+renew designated types (到期提醒与自动续证), with progress on stderr and the counts.
 
-It lives in the cases app, not beside `tongban license`, because reminders are messages
-and renewals are applications: the licensing app does not know about either."""
+It lives in the cases app, not under `tongban license`, because reminders are messages and
+renewals are applications: the licensing app does not know about either."""
 
 import datetime as dt
 from typing import Any
@@ -21,17 +21,16 @@ def _date(value: str) -> dt.date:
 
 
 class Command(BaseCommand):
-    help = "Remind holders of expiring licenses and renew designated types (到期提醒)."
+    help = (
+        "Send the reminder steps due to holders of expiring licenses and open the renewals "
+        "due of designated types (到期提醒)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        commands = parser.add_subparsers(dest="command", required=True)
-        expiry = commands.add_parser(
-            "expiry", help="send the reminder steps due and open the renewals due"
-        )
-        expiry.add_argument(
+        parser.add_argument(
             "--dry-run", action="store_true", help="count what is due, write nothing"
         )
-        expiry.add_argument("--on", help="the day to sweep as (YYYY-MM-DD), default today")
+        parser.add_argument("--on", help="the day to sweep as (YYYY-MM-DD), default today")
 
     def handle(self, *args: Any, **options: Any) -> None:
         progress = progress_bar(self.stderr)
