@@ -5,9 +5,11 @@ import functools
 from typing import Any
 
 import yaml
+from django.utils import timezone
 
 from tests.exchange.factories import load_datasets, make_grant, put_rows
 from tests.people.factories import make_department, make_person, make_user
+from tongban.cases.mandates import mandate_grant
 from tongban.catalog.models import ServiceItem
 from tongban.entitlements.rulebook import entitlement_rules_all
 from tongban.exchange.models import Dataset, Record
@@ -159,3 +161,15 @@ def childcare_family() -> dict[str, Person]:
     )
     entitlements_run(rule="childcare_subsidy", actor="test", on=ON)
     return {"father": father, "stranger": stranger, "baby": baby}
+
+
+def authorize(principal: User, agent: User, *, days: int = 30) -> None:
+    """The principal authorizes the agent for every service (委托代办), from today."""
+    assert agent.person is not None
+    mandate_grant(
+        actor=principal,
+        agent_resident_id=agent.person.resident_id,
+        agent_name=agent.person.name,
+        all_items=True,
+        valid_until=timezone.localdate() + dt.timedelta(days=days),
+    )

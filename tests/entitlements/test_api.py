@@ -19,7 +19,6 @@ from django_tasks_db.models import DBTaskResult
 
 from tests.people.factories import login_verified, make_department, make_user
 from tongban.audit.models import AuditEntry
-from tongban.cases.mandates import mandate_grant
 from tongban.cases.models import Case, CaseEvent, Notification
 from tongban.cases.selectors import case_timeline
 from tongban.entitlements.models import Entitlement, EntitlementRun, Verification
@@ -28,7 +27,14 @@ from tongban.entitlements.services import entitlement_decline, entitlements_run
 from tongban.entitlements.verification import verifications_sweep
 from tongban.people.models import Department, Person, User
 
-from .factories import ON, childcare_family, civil_affairs_with_grant, population_set, resident
+from .factories import (
+    ON,
+    authorize,
+    childcare_family,
+    civil_affairs_with_grant,
+    population_set,
+    resident,
+)
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/entitlements"
@@ -159,14 +165,7 @@ def test_my_grants_say_why_with_the_case_and_its_history(granted: dict) -> None:
 
 def test_an_agent_reads_what_whoever_authorized_them_holds(granted: dict) -> None:
     elder, agent = granted["elder"], granted["young"]
-    mandate_grant(
-        actor=elder,
-        agent_resident_id=agent.person.resident_id,
-        agent_name=agent.person.name,
-        all_items=True,
-        may_consent=False,
-        valid_until=timezone.localdate() + dt.timedelta(days=30),
-    )
+    authorize(elder, agent)
     grant = Entitlement.objects.get()
     api = Api(agent)
 
@@ -296,13 +295,7 @@ def test_a_resident_confirms_when_asked(asked: dict) -> None:
 def test_an_agent_sees_and_confirms_the_request_of_whoever_authorized_them(asked: dict) -> None:
     holder = asked["quiet"]
     agent = make_user(role="citizen")
-    mandate_grant(
-        actor=holder,
-        agent_resident_id=agent.person.resident_id,
-        agent_name=agent.person.name,
-        all_items=True,
-        valid_until=timezone.localdate() + dt.timedelta(days=30),
-    )
+    authorize(holder, agent)
     request = Verification.objects.get(person=holder.person)
     api = Api(agent)
 
@@ -336,13 +329,7 @@ def test_another_residents_request_is_unknown(asked: dict) -> None:
 def test_pending_requests_come_a_page_at_a_time(asked: dict) -> None:
     holder = asked["other"]
     for principal in [asked["quiet"], asked["active"]]:
-        mandate_grant(
-            actor=principal,
-            agent_resident_id=holder.person.resident_id,
-            agent_name=holder.person.name,
-            all_items=True,
-            valid_until=timezone.localdate() + dt.timedelta(days=30),
-        )
+        authorize(principal, holder)
     api = Api(holder)
 
     first = api.get("/verifications", page_size=1).json()

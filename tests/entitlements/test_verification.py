@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from tests.people.factories import make_user
 from tongban.audit.models import AuditEntry
-from tongban.cases.mandates import mandate_grant
 from tongban.cases.models import Notification
 from tongban.entitlements.errors import (
     DataNotGranted,
@@ -33,7 +32,7 @@ from tongban.entitlements.verification import (
 from tongban.exchange.models import AccessGrant
 from tongban.people.models import Person, User
 
-from .factories import add_activity, retiree, social_insurance_with_grants
+from .factories import add_activity, authorize, retiree, social_insurance_with_grants
 
 pytestmark = pytest.mark.django_db
 ON = dt.date(2026, 12, 1)  # the window is 90 days: from 2026-09-02
@@ -224,13 +223,7 @@ def _agent_of(person: Person) -> User:
     """A resident whom the holder authorized for every service (委托代办)."""
     holder = User.objects.get(person=person)
     agent = make_user(role="citizen")
-    mandate_grant(
-        actor=holder,
-        agent_resident_id=agent.person.resident_id,
-        agent_name=agent.person.name,
-        all_items=True,
-        valid_until=timezone.localdate() + dt.timedelta(days=60),
-    )
+    authorize(holder, agent, days=60)
     return agent
 
 

@@ -10,7 +10,6 @@ from django.utils import translation
 
 from tests.people.factories import login_verified, make_department, make_user
 from tongban.audit.models import AuditEntry
-from tongban.cases.mandates import mandate_grant
 from tongban.cases.models import Case, CaseEvent, Notification
 from tongban.cases.services import submission_create
 from tongban.entitlements.errors import BenefitHeld, EntitlementNotFound
@@ -22,6 +21,7 @@ from tongban.entitlements.services import (
 from tongban.people.models import Department, User
 
 from .factories import (
+    authorize,
     childcare_family,
     civil_affairs_with_grant,
     resident,
@@ -144,14 +144,7 @@ def test_who_may_open_the_pages(client: Client, granted: dict) -> None:
 
 def test_an_agent_sees_the_grants_of_whoever_authorized_them(client: Client, granted: dict) -> None:
     elder, agent = granted["elder"], granted["young"]
-    mandate_grant(
-        actor=elder,
-        agent_resident_id=agent.person.resident_id,
-        agent_name=agent.person.name,
-        all_items=True,
-        may_consent=False,
-        valid_until=dt.date.today() + dt.timedelta(days=30),
-    )
+    authorize(elder, agent)
     client.force_login(agent)
     text = client.get("/entitlements/").content.decode()
     assert "高龄津贴" in text and elder.person.name in text

@@ -10,10 +10,11 @@ from django.test import Client
 from django.utils import timezone
 
 from tests.people.factories import login_verified, make_user
-from tongban.cases.mandates import mandate_grant
 from tongban.entitlements.models import Verification
 from tongban.entitlements.verification import verifications_sweep
 from tongban.people.models import Department, Person, User
+
+from .factories import authorize
 
 pytestmark = pytest.mark.django_db
 
@@ -80,13 +81,7 @@ def test_another_residents_request_is_unknown(client: Client, asked: dict) -> No
 def test_an_agent_confirms_for_whoever_authorized_them(client: Client, asked: dict) -> None:
     holder = asked["quiet"]
     agent = make_user(role="citizen")
-    mandate_grant(
-        actor=holder,
-        agent_resident_id=agent.person.resident_id,
-        agent_name=agent.person.name,
-        all_items=True,
-        valid_until=timezone.localdate() + dt.timedelta(days=30),
-    )
+    authorize(holder, agent)
     request = _request(holder)
     _english(client).force_login(agent)
 
