@@ -60,9 +60,8 @@ def benefit_held_check(item: ServiceItem, applicant: Person | Organization) -> N
 @dataclass(frozen=True)
 class ItemBenefit:
     """A catalog item that a rule grants without applying (免申即享), as its service guide
-    tells: the rule, and whether the citizen reading it already receives it."""
+    tells: whether the citizen reading it already receives it."""
 
-    rule: EntitlementRule
     held: bool
 
 
@@ -70,15 +69,12 @@ def item_benefit(item: ServiceItem, user: Any) -> ItemBenefit | None:
     """What the service guide of `item` tells `user` (anyone, signed in or not) of the rule
     in force granting it; None when no rule does."""
     today = timezone.localdate()
-    rule = next(
-        (r for r in entitlement_rules_all() if r.item == item.code and r.in_force(today)), None
-    )
-    if rule is None:
+    if not any(r.item == item.code and r.in_force(today) for r in entitlement_rules_all()):
         return None
     person = (
         getattr(user, "person", None) if getattr(user, "role", None) == User.Role.CITIZEN else None
     )
-    return ItemBenefit(rule=rule, held=person is not None and _held_of(person, item) is not None)
+    return ItemBenefit(held=person is not None and _held_of(person, item) is not None)
 
 
 def entitlement_report(entitlement: Entitlement) -> dict[str, Any]:
