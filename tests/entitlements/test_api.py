@@ -404,6 +404,16 @@ def test_posts_without_the_csrf_token_are_refused(in_review: Entitlement) -> Non
 # --- staff: the rules ----------------------------------------------------------------------
 
 
+def test_a_run_that_stopped_part_way_has_no_finish(granted: dict) -> None:
+    EntitlementRun.objects.update(finished_at=None)
+
+    body = Api(_officer(), verified=True).get("/rules").json()
+
+    (elder,) = [r for r in body["rules"] if r["code"] == "elder_allowance"]
+    ((run),) = elder["runs"]
+    assert run["finished_at"] is None and run["granted"] == 1
+
+
 def test_staff_read_every_rule_with_its_schedule_and_runs(granted: dict) -> None:
     run = EntitlementRun.objects.get()
     today = timezone.localdate()

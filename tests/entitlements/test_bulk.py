@@ -9,19 +9,22 @@ import json
 import re
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from tests.cases.factories import make_case
+from tests.people.factories import make_user
 from tongban.audit.models import AuditEntry
 from tongban.audit.selectors import verify_log
-from tongban.cases.models import Case, CaseEvent
+from tongban.cases.models import Case, CaseEvent, Notification
 from tongban.cases.selectors import case_timeline
 from tongban.catalog.models import ServiceItem
 from tongban.core.bulk import pairs_digest, rows_append
+from tongban.entitlements import services
 from tongban.entitlements.errors import SnapshotInvalid
 from tongban.entitlements.models import Entitlement, EntitlementRun
 from tongban.entitlements.rulebook import entitlement_rule_in_force
@@ -29,7 +32,7 @@ from tongban.entitlements.selectors import grant_batch_digest
 from tongban.entitlements.services import entitlements_run, entitlements_snapshot
 from tongban.entitlements.snapshot import snapshot_chunks
 from tongban.exchange.models import Dataset, Record
-from tongban.people.models import Person
+from tongban.people.models import Person, User
 
 from .factories import ON, civil_affairs_with_grant, resident
 
@@ -281,3 +284,63 @@ def test_an_approved_application_becomes_the_grant_not_a_second_case(town: list[
     assert Entitlement.objects.get(person=town[4]).case_id not in (refused.pk, None)
     assert Case.objects.filter(applicant_person=town[1]).count() == 1
     assert Case.objects.count() == 4  # two applications, two cases opened for the others
+
+
+@pytest.mark.django_db(transaction=True)
+def test_buckets_written_on_workers_grant_what_one_transaction_does(town: list[Person]) -> None:
+    """Outside a transaction each bucket commits on its own (on PostgreSQL, two at once);
+    inside one, the run is that one transaction."""
+    with transaction.atomic():
+        (together,) = entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=1)
+    in_one = _grants()
+    Entitlement.objects.all().delete()
+
+    (apart,) = entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=1, workers=2)
+
+    assert _grants() == in_one and len(in_one) == 3
+    assert apart.run.counts == together.run.counts
+    assert apart.run.finished_at is not None
+    assert EntitlementRun.objects.get(pk=apart.run.pk).counts == apart.run.counts
+    batches = AuditEntry.objects.filter(action="entitlement.grant_batch", object_id=apart.run.pk)
+    assert sum((b.after or {})["count"] for b in batches) == 3
+    assert verify_log().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_stopped_part_way_keeps_whole_buckets_and_the_next_does_the_rest(
+    town: list[Person], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for person in (town[0], town[1], town[4]):  # the eligible: they are told
+        make_user(role=User.Role.CITIZEN, person=person)
+    notify = services._notify
+    granting: list[list[int]] = []  # by bucket
+
+    def notify_then_fail(rule: Any, amount: Any, persons: pa.Array) -> None:
+        notify(rule, amount, persons)
+        if len(persons):
+            granting.append(sorted(persons.to_pylist()))
+        if len(granting) == 2:  # the second bucket that grants anyone
+            raise RuntimeError("the connection was lost")
+
+    monkeypatch.setattr(services, "_notify", notify_then_fail)
+    with pytest.raises(RuntimeError):
+        entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=1, workers=1)
+
+    stopped = EntitlementRun.objects.get()
+    first, second = granting
+    assert stopped.finished_at is None and stopped.granted == len(first) < 3
+    assert sorted(Entitlement.objects.values_list("person_id", flat=True)) == first
+    assert sorted(Case.objects.values_list("applicant_person_id", flat=True)) == first
+    assert sorted(Notification.objects.values_list("user__person_id", flat=True)) == first
+    assert AuditEntry.objects.filter(action="entitlement.grant_batch").count() == 1
+    assert not AuditEntry.objects.filter(action="entitlement.run").exists()
+    monkeypatch.undo()
+
+    (again,) = entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=1)
+
+    assert again.run.finished_at is not None
+    assert (again.run.granted, again.run.unchanged) == (3 - len(first), len(first))
+    assert Entitlement.objects.count() == Case.objects.count() == Notification.objects.count() == 3
+    again_granted = Entitlement.objects.filter(granted_by_run=again.run)
+    assert set(second) <= set(again_granted.values_list("person_id", flat=True))
+    assert verify_log().ok

@@ -205,6 +205,21 @@ def test_other_staff_see_the_runs_without_the_buttons(client: Client, population
     assert RUN_NOW not in page.content.decode()
 
 
+def test_a_run_that_stopped_part_way_says_so(client: Client, population: dict):
+    entitlements_run_task.call(rule="elder_allowance")
+    EntitlementRun.objects.update(finished_at=None)  # as if its last bucket had failed
+    login_verified(client, officer())
+
+    zh = client.get(RULES).content.decode()
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    en = client.get(RULES).content.decode()
+
+    assert '<span class="badge badge-warn">未完成</span>' in zh
+    assert '<span class="badge badge-warn">Not finished</span>' in en
+    EntitlementRun.objects.update(finished_at=timezone.now())
+    assert "Not finished" not in client.get(RULES).content.decode()
+
+
 def work(*args: str) -> str:
     out = io.StringIO()
     call_command("worker", "--once", *args, stdout=out)

@@ -10,7 +10,9 @@ from tongban.people.models import Person
 
 
 class EntitlementRun(models.Model):
-    """One run of one rule over the population, or a dry run that only counts."""
+    """One run of one rule over the population, or a dry run that only counts. A run
+    commits bucket by bucket, adding each bucket's counts here; it is finished when all
+    are (`finished_at`), and one that stopped part way (an error, a restart) says so."""
 
     rule_code = models.CharField(_("rule"), max_length=40)
     rule_version = models.CharField(_("rule version"), max_length=20)
@@ -18,7 +20,7 @@ class EntitlementRun(models.Model):
     dry_run = models.BooleanField(_("dry run"), default=False)
     actor = models.CharField(_("run by"), max_length=255)
     started_at = models.DateTimeField(_("started at"))
-    finished_at = models.DateTimeField(_("finished at"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     persons = models.PositiveIntegerField(_("people evaluated"), default=0)
     eligible = models.PositiveIntegerField(_("eligible"), default=0)
     granted = models.PositiveIntegerField(_("newly granted"), default=0)

@@ -118,7 +118,10 @@ class RunOut(Schema):
     how: Literal["preview", "scheduled", "manual"]
     actor: str = Field(description="Who ran it (the scheduler, or the officer who asked)")
     started_at: dt.datetime
-    finished_at: dt.datetime
+    finished_at: dt.datetime | None = Field(
+        description="None while it runs, or if it stopped part way (each bucket it finished "
+        "is kept, with its counts; the next run does the rest)"
+    )
     persons: int = Field(description="People evaluated")
     eligible: int
     granted: int = Field(description="Newly granted (a preview: would be)")

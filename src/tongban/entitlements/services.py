@@ -14,20 +14,22 @@ entitlement) ids (`bulk.pairs_digest`), so the log commits to exactly which rows
 wrote without one entry per person; each grant names its run (`granted_by_run`), whose
 entries say who ran it, when, on which data and under which rule version."""
 
+import contextlib
 import datetime as dt
 import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Case, IntegerField, Value, When
+from django.db import connection, connections, transaction
+from django.db.models import Case, F, IntegerField, QuerySet, Value, When
 from django.utils import timezone, translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
@@ -37,7 +39,14 @@ from tongban.audit.services import actor_label, audit_record
 from tongban.cases import granted
 from tongban.cases.models import Notification
 from tongban.catalog.models import ServiceItem
-from tongban.core.bulk import ids_chosen, ids_reserve, pairs_digest, queryset_table, rows_append
+from tongban.core.bulk import (
+    ids_chosen,
+    ids_reserve,
+    pairs_digest,
+    queryset_table,
+    rows_append,
+    session_lock,
+)
 from tongban.exchange.models import AccessGrant, Dataset, Record
 from tongban.exchange.proofs import system_account
 from tongban.people.models import Department, Person, User
@@ -68,7 +77,10 @@ PREVIEW_LIMIT = 50
 # The granting department's system account that the cases of its grants are opened by.
 GRANTS_SUFFIX = "-benefits"
 NOTIFY_BATCH = 2_000
+# Connections a run writes its buckets on at once (PostgreSQL).
+WORKERS = 2
 Status = Entitlement.Status
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -176,15 +188,20 @@ def entitlements_run(
     progress: Progress | None = None,
     snapshot: Path | None = None,
     bucket_persons: int = BUCKET_PERSONS,
+    workers: int = WORKERS,
 ) -> list[RunOutcome]:
     """Run one rule (by code) or every rule in force; return each run's outcome.
 
     `snapshot` names a snapshot directory (`entitlements_snapshot`); without one, the run
-    takes its own, in buckets of `bucket_persons` people, and removes it afterwards."""
+    takes its own, in buckets of `bucket_persons` people, and removes it afterwards.
+
+    Each bucket commits on its own (on PostgreSQL, `workers` of them at once), so a run
+    of a whole province holds no transaction open for its length; one that stops part way
+    leaves whole buckets done and its run unfinished, and the next run does the rest."""
     on = on or timezone.localdate()
     rules = _rules(rule, on)
     if snapshot is not None:
-        return [_run(r, actor, dry_run, on, progress, snapshot) for r in rules]
+        return [_run(r, actor, dry_run, on, progress, snapshot, workers) for r in rules]
     for each in rules:
         _item(each, _grants_check(each, on))  # before anything is read
     with tempfile.TemporaryDirectory(prefix="tongban-snapshot-") as taken:
@@ -193,7 +210,7 @@ def entitlements_run(
         snapshot_export(
             needs, directory=directory, bucket_persons=bucket_persons, progress=progress
         )
-        return [_run(r, actor, dry_run, on, progress, directory) for r in rules]
+        return [_run(r, actor, dry_run, on, progress, directory, workers) for r in rules]
 
 
 @dataclass
@@ -226,12 +243,21 @@ def entitlements_preview(
     )
 
 
-def _lock(rule: EntitlementRule) -> None:
-    """Runs of one rule take turns (SQLite serializes writers anyway)."""
-    if connection.vendor == "postgresql":
-        key = zlib.crc32(f"entitlements:{rule.code}".encode())
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+@contextlib.contextmanager
+def _lock(rule: EntitlementRule) -> Iterator[None]:
+    """Runs of one rule take turns (SQLite serializes writers anyway): a lock held across
+    a run's transactions, or to the end of the caller's if it runs inside one."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    name = f"entitlements:{rule.code}"
+    if not connection.in_atomic_block:
+        with session_lock(name):
+            yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [zlib.crc32(name.encode())])
+    yield
 
 
 def _held(rule: EntitlementRule, amount: Any) -> pa.Table:
@@ -300,11 +326,13 @@ class _Sweep:
     account: User  # the department's system account, opening the cases
     applied: pa.Table  # approved applications for the item that are no grant yet: person, case
     now: dt.datetime = field(default_factory=timezone.now)
-    counts: Counter[str] = field(default_factory=Counter)
-    preview: list[int] = field(default_factory=list)
 
-    def bucket(self, bucket: int, chunk: Snapshot, mine: pa.Table, dry_run: bool) -> None:
-        """Evaluate one bucket of the snapshot against the grants `mine` in it."""
+    def bucket(
+        self, bucket: int, chunk: Snapshot, mine: pa.Table, dry_run: bool
+    ) -> tuple[Counter[str], pa.Array]:
+        """Evaluate one bucket of the snapshot against the grants `mine` in it, and write
+        what changes, its audit entries, messages and counts on the run in a transaction of
+        its own; its counts and the people it newly grants."""
         eligible = chunk.subjects.filter(batch_evaluate(self.rule, chunk, on=self.on))
         new = eligible.filter(pc.invert(pc.is_in(eligible, value_set=mine["person"])))
         still = pc.is_in(mine["person"], value_set=eligible)
@@ -313,7 +341,7 @@ class _Sweep:
         revalued = mine.filter(pc.and_(pc.and_(granted, still), pc.equal(mine["current"], 0)))
         holding = pc.is_in(mine["status"], value_set=pa.array([Status.GRANTED, Status.REVIEW]))
         declined = pc.equal(mine["status"], Status.DECLINED)
-        self.counts.update(
+        counts = Counter(
             persons=len(chunk.subjects),
             eligible=len(eligible),
             granted=len(new),
@@ -322,12 +350,23 @@ class _Sweep:
             unchanged=_count(pc.and_(still, holding)) - revalued.num_rows,
             declined=_count(pc.and_(still, declined)),
         )
-        self.preview += new[: max(0, PREVIEW_MAX - len(self.preview))].to_pylist()
-        if dry_run:
-            return
-        self._grant(bucket, chunk, new)
-        self._to_review(bucket, lost)
-        self._revalue(bucket, revalued)
+        outermost = not connection.in_atomic_block
+        with transaction.atomic():
+            if outermost and connection.vendor == "postgresql":
+                # The key checks of each row run as it is written, not at the commit, where
+                # this bucket holds the audit log's head and the run's row that the other
+                # workers' buckets wait for.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            if not dry_run:
+                self._grant(bucket, chunk, new)
+                self._to_review(bucket, lost)
+                self._revalue(bucket, revalued)
+                _notify(self.rule, self.amount, new)
+            EntitlementRun.objects.filter(pk=self.run.pk).update(
+                **{name: F(name) + value for name, value in counts.items()}
+            )
+        return counts, new
 
     def _audit(
         self, action: str, bucket: int, persons: pa.Array, ids: pa.Array, **what: Any
@@ -449,7 +488,6 @@ class _Sweep:
         )
 
 
-@transaction.atomic
 def _run(
     rule: EntitlementRule,
     actor: Any,
@@ -457,67 +495,109 @@ def _run(
     on: dt.date,
     progress: Progress | None,
     directory: Path,
+    workers: int,
 ) -> RunOutcome:
     started = timezone.now()
     department = _grants_check(rule, on)
     item = _item(rule, department)
     needs = rule.needs(on)
     manifest = snapshot_manifest(directory, needs)
-    _lock(rule)
-    amount = rule.amount_on(on)
-    held = _held(rule, amount)
-    run = EntitlementRun(
-        rule_code=rule.code,
-        rule_version=rule.version,
-        evaluated_on=on,
-        dry_run=dry_run,
-        actor=actor_label(actor),
-        started_at=started,
-        finished_at=started,
-    )
-    run.save()  # first, so that grants can name their run
-    account = system_account(department, actor, suffix=GRANTS_SUFFIX)
-    applied = granted.cases_applied(item)
-    applied = applied.filter(pc.invert(pc.is_in(applied["case"], value_set=held["case"])))
-    sweep = _Sweep(rule, run, on, actor, amount, manifest["buckets"], item, account, applied)
-    held_in = _by_bucket(held, manifest["buckets"])
-    del held  # sorted into `held_in`: not kept twice
-    for bucket, chunk in snapshot_chunks(directory, needs):
-        sweep.bucket(bucket, chunk, held_in(bucket), dry_run)
-        if progress:
-            progress("evaluated", sweep.counts["persons"], manifest["persons"])
-    if not dry_run:
-        _notify(rule, run, amount)
-    for name, value in sweep.counts.items():
-        setattr(run, name, value)
-    run.finished_at = timezone.now()
-    run.save()
-    audit_record(
-        action="entitlement.run" if not dry_run else "entitlement.dry_run",
-        actor=actor,
-        target=run,
-        purpose=_("Entitlement without applying: %(name)s (%(department)s)")
-        % {"name": rule.name, "department": department.name},
-        after={
-            "rule": rule.code,
-            "version": rule.version,
-            "fields": _fields(rule, on),
-            "snapshot": manifest["taken_at"],
-        }
-        | run.counts,
-    )
-    return RunOutcome(run=run, newly_eligible=sweep.preview)
+    with _lock(rule):
+        amount = rule.amount_on(on)
+        with transaction.atomic():  # first, so that grants can name their run
+            run = EntitlementRun.objects.create(
+                rule_code=rule.code,
+                rule_version=rule.version,
+                evaluated_on=on,
+                dry_run=dry_run,
+                actor=actor_label(actor),
+                started_at=started,
+            )
+            account = system_account(department, actor, suffix=GRANTS_SUFFIX)
+        held = _held(rule, amount)
+        applied = granted.cases_applied(item)
+        applied = applied.filter(pc.invert(pc.is_in(applied["case"], value_set=held["case"])))
+        sweep = _Sweep(rule, run, on, actor, amount, manifest["buckets"], item, account, applied)
+        held_in = _by_bucket(held, manifest["buckets"])
+        del held  # sorted into `held_in`: not kept twice
+        if dry_run or connection.in_atomic_block or connection.vendor != "postgresql":
+            workers = 1  # SQLite has one writer; a caller's transaction is one connection's
+        preview: list[int] = []
+        total: Counter[str] = Counter()
+        for counts, new in _buckets(
+            sweep, snapshot_chunks(directory, needs), held_in, dry_run, workers
+        ):
+            total.update(counts)
+            preview += new[: max(0, PREVIEW_MAX - len(preview))].to_pylist()
+            if progress:
+                progress("evaluated", total["persons"], manifest["persons"])
+        with transaction.atomic():
+            run.refresh_from_db()
+            run.finished_at = timezone.now()
+            run.save(update_fields=["finished_at"])
+            audit_record(
+                action="entitlement.run" if not dry_run else "entitlement.dry_run",
+                actor=actor,
+                target=run,
+                purpose=_("Entitlement without applying: %(name)s (%(department)s)")
+                % {"name": rule.name, "department": department.name},
+                after={
+                    "rule": rule.code,
+                    "version": rule.version,
+                    "fields": _fields(rule, on),
+                    "snapshot": manifest["taken_at"],
+                }
+                | run.counts,
+            )
+    return RunOutcome(run=run, newly_eligible=preview)
+
+
+def _buckets(
+    sweep: _Sweep,
+    chunks: Iterator[tuple[int, Snapshot]],
+    held_in: Callable[[int], pa.Table],
+    dry_run: bool,
+    workers: int,
+) -> Iterator[tuple[Counter[str], pa.Array]]:
+    """Each bucket's counts and newly granted people, as its transaction commits: on
+    `workers` connections at once (the database's cores share the writing and its key
+    checks), while the next bucket is read."""
+    if workers == 1:
+        for bucket, chunk in chunks:
+            yield sweep.bucket(bucket, chunk, held_in(bucket), dry_run)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="entitlements") as pool:
+        pending: set[Future[tuple[Counter[str], pa.Array]]] = set()
+        for bucket, chunk in chunks:
+            if len(pending) == workers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (future.result() for future in done)
+            pending.add(
+                pool.submit(_own_connection, sweep.bucket, bucket, chunk, held_in(bucket), dry_run)
+            )
+        yield from (future.result() for future in as_completed(pending))
+
+
+def _own_connection(work: Callable[..., _T], *args: Any) -> _T:
+    """`work` in a worker thread, on a database connection of the thread's own, closed
+    when it is done."""
+    try:
+        return work(*args)
+    finally:
+        connections.close_all()
 
 
 def _fields(rule: EntitlementRule, on: dt.date) -> dict[str, list[str]]:
     return {code: sorted(fields) for code, fields in rule.needs(on).items()}
 
 
-def _notify(rule: EntitlementRule, run: EntitlementRun, amount: Any) -> None:
-    """An in-app message to each account of the people the run granted (no case: nothing
+def _notify(rule: EntitlementRule, amount: Any, persons: pa.Array) -> None:
+    """An in-app message to each account of these people, just granted (no case: nothing
     was applied for), and of their guardians where the rule names them (a child's parents),
     in the platform's language like the cases' messages."""
-    with translation.override(settings.LANGUAGE_CODE):
+    if not len(persons):
+        return
+    with translation.override(settings.LANGUAGE_CODE), ids_chosen(persons) as chosen:
         if rule.amount_note:  # the amount is not what they are paid: leave it out
             text = _(
                 "You now receive %(name)s without applying. See why under My benefits, "
@@ -528,9 +608,7 @@ def _notify(rule: EntitlementRule, run: EntitlementRun, amount: Any) -> None:
                 "You now receive %(name)s (%(amount)s yuan a month) without applying. See "
                 "why under My benefits, where you may also decline it."
             ) % {"name": rule.name, "amount": amount}
-        users = User.objects.filter(
-            role=User.Role.CITIZEN, is_active=True, person__entitlements__granted_by_run=run
-        )
+        users = User.objects.filter(role=User.Role.CITIZEN, is_active=True, person__in=chosen)
         Notification.objects.bulk_create(
             (
                 Notification(user=user, event="entitlement_grant", text=text)
@@ -539,16 +617,16 @@ def _notify(rule: EntitlementRule, run: EntitlementRun, amount: Any) -> None:
             batch_size=NOTIFY_BATCH,
         )
         if rule.guardians is not None:
+            granted = Person.objects.filter(pk__in=chosen)
             Notification.objects.bulk_create(
-                _guardian_notices(rule, rule.guardians, run, amount), batch_size=NOTIFY_BATCH
+                _guardian_notices(rule, rule.guardians, granted, amount), batch_size=NOTIFY_BATCH
             )
 
 
 def _guardian_notices(
-    rule: EntitlementRule, guardians: Guardians, run: EntitlementRun, amount: Any
+    rule: EntitlementRule, guardians: Guardians, granted: QuerySet[Person], amount: Any
 ) -> Iterator[Notification]:
     """A message to each account of the guardians the granted people's rows name."""
-    granted = Person.objects.filter(entitlements__granted_by_run=run)
     rows = Record.objects.filter(
         dataset__code=guardians.dataset, subject__in=granted.values("resident_id")
     ).values_list("subject", "data")
