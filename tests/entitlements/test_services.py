@@ -206,6 +206,14 @@ def test_command_runs_and_prints_counts(town: dict, capsys: pytest.CaptureFixtur
         call_command("entitlements", "run")  # every rule: the others' data is not granted
 
 
+@pytest.mark.parametrize("option", ["--workers", "--bucket"])
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_command_refuses_a_count_below_one(town: dict, option: str, value: str) -> None:
+    with pytest.raises(CommandError, match="a whole number of at least 1"):
+        call_command("entitlements", "run", RULE, option, value)
+    assert not EntitlementRun.objects.exists()
+
+
 def test_a_child_holds_the_childcare_subsidy_and_the_parents_are_told() -> None:
     datasets = load_datasets("population", "birth_medical")
     health = Department.objects.get(code="health")  # provides the birth certificates

@@ -1,9 +1,11 @@
-"""`tongban entitlements run [RULE] [--dry-run] [--snapshot DIR]`: run the entitlement rules
-(免申即享) over the population now, with progress on stderr and each run's counts;
+"""`tongban entitlements run [RULE] [--dry-run] [--snapshot DIR] [--workers N]`: run the
+entitlement rules (免申即享) over the population now, with progress on stderr and each run's
+counts;
 `tongban entitlements snapshot DIR [RULE]`: take the Parquet snapshot such runs read;
 `tongban entitlements verify [RULE] [--dry-run]`: silently verify the holders of a benefit
 (静默认证, the pension by default)."""
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +13,17 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tongban.core.errors import TongbanError
 from tongban.core.management.progress import progress_bar
-from tongban.entitlements.services import entitlements_run, entitlements_snapshot
+from tongban.entitlements.services import WORKERS, entitlements_run, entitlements_snapshot
 from tongban.entitlements.snapshot import BUCKET_PERSONS
 from tongban.entitlements.verification import PENSION_RULE, verifications_sweep
 
 ACTOR = "system:entitlements-run"
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
+    return int(text)
 
 
 class Command(BaseCommand):
@@ -31,13 +39,19 @@ class Command(BaseCommand):
         run.add_argument(
             "--snapshot", type=Path, help="read this snapshot (default: take one for the run)"
         )
+        run.add_argument(
+            "--workers",
+            type=_positive,
+            default=WORKERS,
+            help=f"buckets written at once on PostgreSQL, up to its cores (default {WORKERS})",
+        )
         snapshot = commands.add_parser("snapshot", help="take a snapshot for later runs")
         snapshot.add_argument("directory", type=Path, help="a new or empty directory")
         snapshot.add_argument("rule", nargs="?", help="only the fields this rule reads")
         for command in (run, snapshot):
             command.add_argument(
                 "--bucket",
-                type=int,
+                type=_positive,
                 default=BUCKET_PERSONS,
                 help="people per bucket read at a time (bounds the memory a run takes)",
             )
@@ -88,6 +102,7 @@ class Command(BaseCommand):
                 progress=progress,
                 snapshot=options["snapshot"],
                 bucket_persons=options["bucket"],
+                workers=options["workers"],
             )
         except TongbanError as error:
             raise CommandError(f"{error.code}: {error.message}") from error
