@@ -3,7 +3,8 @@ queues a run, which the worker performs; the resident aged 80+ finds the grant u
 我的待遇 on their phone with every reason, is sent back there when applying for it again
 (the service guide says so instead of offering to apply), and declines it behind a
 confirmation; a holder who no longer qualifies waits in the officer's review queue until
-the officer decides. Every page passes axe-core without console errors."""
+the officer decides; a run that stopped part way is marked on the rule page. Every page
+passes axe-core without console errors."""
 
 import datetime as dt
 import io
@@ -68,6 +69,12 @@ def test_an_officer_previews_and_runs_the_rule_and_decides_a_review(
     with page.expect_navigation():
         page.locator("form[action$='/end/'] button.btn-danger").click()
     assert Entitlement.objects.get(person=elders[0]).status == "ended"
+
+    # A run that stopped part way (its last bucket failed) is marked on the rule page
+    EntitlementRun.objects.filter(pk=run.pk).update(finished_at=None)
+    page.goto(f"{live_server.url}/entitlements/rules/")
+    assert page.locator("main .badge-warn", has_text="未完成").count() == 1
+    checked(page, "desktop-entitlements-run-not-finished", axe_violations, screenshot)
     assert console_errors(page) == []
 
 
