@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from django.db import connection, transaction
+from django.test import override_settings
 from django.utils import timezone
 
 from tests.cases.factories import make_case
@@ -344,3 +345,26 @@ def test_a_run_stopped_part_way_keeps_whole_buckets_and_the_next_does_the_rest(
     again_granted = Entitlement.objects.filter(granted_by_run=again.run)
     assert set(second) <= set(again_granted.values_list("person_id", flat=True))
     assert verify_log().ok
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(ENTITLEMENT_RUN_WORKERS=3)
+def test_a_run_writes_on_as_many_connections_as_configured_where_it_can(
+    town: list[Person], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given: list[int] = []
+    buckets = services._buckets
+
+    def spy(*args: Any) -> Any:
+        given.append(args[-1])
+        return buckets(*args)
+
+    monkeypatch.setattr(services, "_buckets", spy)
+    entitlements_run(rule=RULE, actor="test", on=ON)
+    entitlements_run(rule=RULE, actor="test", on=ON, workers=2)
+    entitlements_run(rule=RULE, actor="test", on=ON, dry_run=True)  # reads only
+    with transaction.atomic():  # the caller's transaction: its one connection
+        entitlements_run(rule=RULE, actor="test", on=ON)
+
+    # SQLite has one writer
+    assert given == ([3, 2, 1, 1] if connection.vendor == "postgresql" else [1, 1, 1, 1])

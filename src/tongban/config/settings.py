@@ -218,6 +218,9 @@ TONGBAN_SCHEDULE = {
     # Finished task results and claimed slots older than 30 days, on Sunday night.
     "tasks-prune-weekly": ("tongban.core.tasks.tasks_prune_task", "30 4 * * 0"),
 }
+# 免申即享 runs on PostgreSQL: buckets of people written at once, each on a connection of its
+# own — about the database server's cores (on two, a third only makes them wait).
+ENTITLEMENT_RUN_WORKERS = max(1, int(os.environ.get("ENTITLEMENT_RUN_WORKERS", "2")))
 
 LOGGING = {
     "version": 1,

@@ -6,7 +6,8 @@ of people at a time, evaluates the rule for the whole bucket at once, and compar
 result with what people already hold, as arrays: the newly eligible are granted (written in
 bulk, and told in-app), holders who no longer qualify go to human review (never ended
 silently), and those who declined are left alone. The same rule on the same data changes
-nothing the second time.
+nothing the second time, so each bucket commits on its own (two at once on PostgreSQL): a
+run that stops part way is finished by the next.
 
 Audit in bulk: each bucket's grants (and its reviews, and its new amounts) are one chained
 audit entry naming the run, their count and a SHA-256 digest over the sorted (person,
@@ -77,8 +78,6 @@ PREVIEW_LIMIT = 50
 # The granting department's system account that the cases of its grants are opened by.
 GRANTS_SUFFIX = "-benefits"
 NOTIFY_BATCH = 2_000
-# Connections a run writes its buckets on at once (PostgreSQL).
-WORKERS = 2
 Status = Entitlement.Status
 _T = TypeVar("_T")
 
@@ -188,18 +187,20 @@ def entitlements_run(
     progress: Progress | None = None,
     snapshot: Path | None = None,
     bucket_persons: int = BUCKET_PERSONS,
-    workers: int = WORKERS,
+    workers: int | None = None,
 ) -> list[RunOutcome]:
     """Run one rule (by code) or every rule in force; return each run's outcome.
 
     `snapshot` names a snapshot directory (`entitlements_snapshot`); without one, the run
     takes its own, in buckets of `bucket_persons` people, and removes it afterwards.
 
-    Each bucket commits on its own (on PostgreSQL, `workers` of them at once), so a run
-    of a whole province holds no transaction open for its length; one that stops part way
-    leaves whole buckets done and its run unfinished, and the next run does the rest."""
+    Each bucket commits on its own (on PostgreSQL, `workers` of them at once, by default
+    settings.ENTITLEMENT_RUN_WORKERS), so a run of a whole province holds no transaction
+    open for its length; one that stops part way leaves whole buckets done and its run
+    unfinished, and the next run does the rest."""
     on = on or timezone.localdate()
     rules = _rules(rule, on)
+    workers = workers or settings.ENTITLEMENT_RUN_WORKERS
     if snapshot is not None:
         return [_run(r, actor, dry_run, on, progress, snapshot, workers) for r in rules]
     for each in rules:

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tongban.core.errors import TongbanError
 from tongban.core.management.progress import progress_bar
-from tongban.entitlements.services import WORKERS, entitlements_run, entitlements_snapshot
+from tongban.entitlements.services import entitlements_run, entitlements_snapshot
 from tongban.entitlements.snapshot import BUCKET_PERSONS
 from tongban.entitlements.verification import PENSION_RULE, verifications_sweep
 
@@ -42,8 +42,8 @@ class Command(BaseCommand):
         run.add_argument(
             "--workers",
             type=_positive,
-            default=WORKERS,
-            help=f"buckets written at once on PostgreSQL, up to its cores (default {WORKERS})",
+            help="buckets written at once on PostgreSQL, about its cores "
+            "(default: settings.ENTITLEMENT_RUN_WORKERS, 2)",
         )
         snapshot = commands.add_parser("snapshot", help="take a snapshot for later runs")
         snapshot.add_argument("directory", type=Path, help="a new or empty directory")
