@@ -15,7 +15,6 @@ import hashlib
 import io
 import queue
 import threading
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -24,7 +23,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from django.db import DatabaseError, connection
+from django.db import connection
 from django.db.models import Model, QuerySet
 from django.db.models.expressions import RawSQL
 
@@ -318,8 +317,7 @@ def ids_reserve(model: type[Model], count: int) -> pa.Array:
         raise RuntimeError("ids are reserved inside the transaction that writes them")
     table = model._meta.db_table
     if connection.vendor == "postgresql":
-        with session_lock(f"ids:{table}"):
-            return _sequence_take(table, count)
+        return _sequence_take(table, count)
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         # A write takes the lock (a deferred transaction that only read would not hold it).
@@ -338,26 +336,10 @@ def ids_reserve(model: type[Model], count: int) -> pa.Array:
     return pa.array(range(top + 1, top + 1 + count), pa.int64())
 
 
-@contextlib.contextmanager
-def session_lock(name: str) -> Iterator[None]:
-    """A PostgreSQL advisory lock of this connection's session, named: let go on leaving,
-    not at the commit (or, if the transaction failed meanwhile, when the connection
-    closes)."""
-    key = zlib.crc32(name.encode())
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s)", [key])
-    try:
-        yield
-    finally:
-        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-
-
 def _sequence_take(table: str, count: int) -> pa.Array:
-    """`count` values of the table's identity sequence. Reservations of one table take
-    turns (`session_lock`): two at once would interleave their values, and each then be
-    read one by one. Mostly nothing else takes one meanwhile and they are consecutive:
-    then only the ends come back, not a million numbers."""
+    """`count` values of the table's identity sequence. Mostly nothing else takes one
+    meanwhile and they are consecutive: then only the ends come back, not a million
+    numbers."""
     sequence = "nextval(pg_get_serial_sequence(%s, 'id'))"
     with connection.cursor() as cursor:
         cursor.execute(
@@ -368,8 +350,8 @@ def _sequence_take(table: str, count: int) -> pa.Array:
         low, high, taken = cursor.fetchone()
         if high - low + 1 == taken:
             return pa.array(range(low, high + 1), pa.int64())
-        # Another insert took some meanwhile: those are given up (a sequence has gaps
-        # anyway) and the values taken again, each of them read.
+        # Another insert (or reservation) took some meanwhile: those are given up (a
+        # sequence has gaps anyway) and the values taken again, each of them read.
         cursor.execute(
             f"SELECT array_agg(v ORDER BY v) FROM (SELECT {sequence} AS v "  # noqa: S608
             "FROM generate_series(1, %s)) AS taken",

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import Case, F, IntegerField, QuerySet, Value, When
 from django.utils import timezone, translation
 from django.utils.functional import Promise
@@ -40,14 +40,7 @@ from tongban.audit.services import actor_label, audit_record
 from tongban.cases import granted
 from tongban.cases.models import Notification
 from tongban.catalog.models import ServiceItem
-from tongban.core.bulk import (
-    ids_chosen,
-    ids_reserve,
-    pairs_digest,
-    queryset_table,
-    rows_append,
-    session_lock,
-)
+from tongban.core.bulk import ids_chosen, ids_reserve, pairs_digest, queryset_table, rows_append
 from tongban.exchange.models import AccessGrant, Dataset, Record
 from tongban.exchange.proofs import system_account
 from tongban.people.models import Department, Person, User
@@ -251,14 +244,17 @@ def _lock(rule: EntitlementRule) -> Iterator[None]:
     if connection.vendor != "postgresql":
         yield
         return
-    name = f"entitlements:{rule.code}"
-    if not connection.in_atomic_block:
-        with session_lock(name):
-            yield
-        return
+    key = zlib.crc32(f"entitlements:{rule.code}".encode())
+    nested = connection.in_atomic_block
+    lock = "pg_advisory_xact_lock" if nested else "pg_advisory_lock"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [zlib.crc32(name.encode())])
-    yield
+        cursor.execute(f"SELECT {lock}(%s)", [key])
+    try:
+        yield
+    finally:
+        if not nested:  # the session's lock; a transaction's goes with it
+            with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def _held(rule: EntitlementRule, amount: Any) -> pa.Table:
