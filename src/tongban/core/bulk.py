@@ -340,21 +340,14 @@ def _sequence_take(table: str, count: int) -> pa.Array:
     """`count` values of the table's identity sequence. Mostly nothing else takes one
     meanwhile and they are consecutive: then only the ends come back, not a million
     numbers."""
-    sequence = "nextval(pg_get_serial_sequence(%s, 'id'))"
+    # A constant, with the table and the count as parameters.
+    values = "(SELECT nextval(pg_get_serial_sequence(%s, 'id')) AS v FROM generate_series(1, %s))"
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT min(v), max(v), count(*) FROM (SELECT {sequence} AS v "  # noqa: S608
-            "FROM generate_series(1, %s)) AS taken",
-            [table, count],
-        )
+        cursor.execute(f"SELECT min(v), max(v), count(*) FROM {values} AS t", [table, count])  # noqa: S608
         low, high, taken = cursor.fetchone()
         if high - low + 1 == taken:
             return pa.array(range(low, high + 1), pa.int64())
         # Another insert (or reservation) took some meanwhile: those are given up (a
         # sequence has gaps anyway) and the values taken again, each of them read.
-        cursor.execute(
-            f"SELECT array_agg(v ORDER BY v) FROM (SELECT {sequence} AS v "  # noqa: S608
-            "FROM generate_series(1, %s)) AS taken",
-            [table, count],
-        )
+        cursor.execute(f"SELECT array_agg(v ORDER BY v) FROM {values} AS t", [table, count])  # noqa: S608
         return pa.array(cursor.fetchone()[0], pa.int64())

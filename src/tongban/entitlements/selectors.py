@@ -259,13 +259,14 @@ def entitlement_rules_overview(user: User) -> dict[str, Any]:
         mine = user.department is not None and user.department.code == rule.department
         runs = list(EntitlementRun.objects.filter(rule_code=rule.code)[:RECENT_RUNS])
         # A rule not yet in force is shown as it will be on its first day.
-        shown_on = rule.previewed_on(today) or today
+        previewed_on = rule.previewed_on(today)
+        shown_on = previewed_on or today
         rows.append(
             {
                 "rule": rule,
                 "in_force": rule.in_force(today),
                 "upcoming": shown_on > today,
-                "previewable": rule.previewed_on(today) is not None,
+                "previewable": previewed_on is not None,
                 "amount": rule.amount_on(shown_on) if rule.in_force(shown_on) else None,
                 "conditions": rule.conditions_on(shown_on),
                 "counts": {s: counted.get((rule.code, s), 0) for s in Entitlement.Status.values},
