@@ -26,10 +26,12 @@ What is measured, and how:
    snapshot), the run from that snapshot (evaluation, diff against existing
    entitlements, grants written by COPY with their facts, one audit entry per bucket, each
    bucket a transaction of its own, two written at once on PostgreSQL; the run's audit
-   entry), and a second run on the
-   same snapshot (which must change nothing). Reported: seconds and peak RSS of each, and
-   the grants made (peak RSS is the process's VmHWM). The target is under 60 s and 8 GB
-   for 10 million on PostgreSQL on 2 cores. Sizes: BENCH_ENTITLEMENTS_SWEEP (default
+   entry), the opening of the new grants' cases that follows a run (what the worker does
+   after it: a case row per grant, linked from the grant), and a second run on the same
+   snapshot (which must change nothing). Reported: seconds and peak RSS of each, and the
+   grants made (peak RSS is the process's VmHWM). The target is under 60 s and 8 GB for 10
+   million on PostgreSQL on 2 cores, for export + run; the cases opened after it are
+   printed beside it, and with it. Sizes: BENCH_ENTITLEMENTS_SWEEP (default
    10,000,000 on PostgreSQL, 200,000 on SQLite, the embedded default for small
    populations); 0 skips it.
 3. **Chunked at a larger size.** The same, for BENCH_ENTITLEMENTS_LARGE residents (the
@@ -259,6 +261,9 @@ def _sweep(url: str, size: int, tmp: Path, label: str) -> list[Row]:
     snapshot = tmp / f"snapshot-{size}"
     taken = _child("snapshot", url, snapshot)
     first = _child("run", url, snapshot)
+    opened = _child("open", url, "-")
+    if opened["opened"] != first["granted"]:
+        raise AssertionError(f"{opened['opened']} cases opened for {first['granted']} grants")
     again = _child("run", url, snapshot)
     if again["granted"] or again["to_review"] or again["revalued"]:
         raise AssertionError(f"a second run on the same data changed something: {again}")
@@ -280,6 +285,13 @@ def _sweep(url: str, size: int, tmp: Path, label: str) -> list[Row]:
         (f"sweep {label}: run, peak RSS", first["rss"] / gib, "GiB"),
         (f"sweep {label}: run, rate", size / first["seconds"], "persons/s"),
         (f"sweep {label}: run, new grants written", first["granted"], "grants"),
+        (f"sweep {label}: their cases opened after the run (worker)", opened["seconds"], "s"),
+        (f"sweep {label}: their cases opened, peak RSS", opened["rss"] / gib, "GiB"),
+        (
+            f"sweep {label}: export + run + cases opened",
+            taken["seconds"] + first["seconds"] + opened["seconds"],
+            "s",
+        ),
         (f"sweep {label}: second run (changes nothing)", again["seconds"], "s"),
         (f"sweep {label}: second run, peak RSS", again["rss"] / gib, "GiB"),
     ]
@@ -553,10 +565,23 @@ def _run(directory: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started} | outcome.run.counts
 
 
+def _open(_: str) -> dict[str, Any]:
+    from tongban.entitlements.services import grant_cases_open_all
+
+    started = time.perf_counter()
+    opened = grant_cases_open_all()
+    return {"seconds": time.perf_counter() - started, "opened": opened}
+
+
 def child(argv: list[str]) -> None:
     """A step in this process: print its JSON answer with the process's peak RSS."""
     step, argument = argv
-    steps = {"load": lambda: _load(int(argument)), "snapshot": _snapshot, "run": _run}
+    steps = {
+        "load": lambda: _load(int(argument)),
+        "snapshot": _snapshot,
+        "run": _run,
+        "open": _open,
+    }
     answer = steps[step](argument) if step != "load" else steps[step]()  # type: ignore[operator]
     answer["rss"] = _peak_rss()
     print(json.dumps(answer))

@@ -19,7 +19,7 @@ from tongban.cases.models import Case, CaseEvent
 from tongban.cases.services import case_number_new
 from tongban.core.bulk import ids_reserve
 from tongban.entitlements.models import Entitlement
-from tongban.entitlements.services import entitlements_run
+from tongban.entitlements.services import entitlements_run, grant_cases_open_all
 from tongban.people.models import User
 
 DAY = dt.date(2026, 12, 3)
@@ -50,12 +50,14 @@ def test_reserved_ids_are_never_taken_by_a_later_insert() -> None:
     civil_affairs_with_grant()
     resident(born=dt.date(1940, 1, 1))
     entitlements_run(rule="elder_allowance", actor="test", on=ON)
+    grant_cases_open_all()
     existing = Case.objects.get()
     with transaction.atomic():
         reserved = ids_reserve(Case, 3).to_pylist()
         assert len(set(reserved)) == 3 and min(reserved) > existing.pk
         resident(born=dt.date(1941, 1, 1))
-        entitlements_run(rule="elder_allowance", actor="test", on=ON)  # opens its own case
+        entitlements_run(rule="elder_allowance", actor="test", on=ON)
+        grant_cases_open_all()  # opens the new grant's case
 
     assert Case.objects.count() == 2 and Case.objects.latest("pk").pk > max(reserved)
 
@@ -71,11 +73,11 @@ def test_the_api_lists_a_granted_case_without_a_submission(client: Client) -> No
     civil_affairs_with_grant()
     elder = resident(born=dt.date(1940, 5, 1), account=True)
     entitlements_run(rule="elder_allowance", actor="test", on=ON)
-    case = Entitlement.objects.select_related("case").get().case
-    assert case is not None
     client.force_login(User.objects.get(person=elder))
 
-    (listed,) = client.get("/api/v1/cases/mine").json()["items"]
+    (listed,) = client.get("/api/v1/cases/mine").json()["items"]  # opened to be listed
+    case = Entitlement.objects.select_related("case").get().case
+    assert case is not None
     detail = client.get(f"/api/v1/cases/mine/{case.pk}").json()
 
     assert listed["number"] == case.number and listed["submission"] is None

@@ -56,6 +56,12 @@ def benefit_items(department: Department) -> list[ServiceItem]:
     ]
 
 
+def granted_item(rule_code: str) -> ServiceItem:
+    """The catalog item the rule's grants are cases of."""
+    (code,) = {r.item for r in entitlement_rules_all() if r.code == rule_code}
+    return ServiceItem.objects.get(code=code)
+
+
 def civil_affairs_with_grant() -> Department:
     """The granting department of 高龄津贴, with its grant over the population register and
     the catalog items of its benefits."""

@@ -7,13 +7,16 @@ import datetime as dt
 import hashlib
 import json
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -30,7 +33,11 @@ from tongban.entitlements.errors import SnapshotInvalid
 from tongban.entitlements.models import Entitlement, EntitlementRun
 from tongban.entitlements.rulebook import entitlement_rule_in_force
 from tongban.entitlements.selectors import grant_batch_digest
-from tongban.entitlements.services import entitlements_run, entitlements_snapshot
+from tongban.entitlements.services import (
+    entitlements_run,
+    entitlements_snapshot,
+    grant_cases_open_all,
+)
 from tongban.entitlements.snapshot import snapshot_chunks
 from tongban.exchange.models import Dataset, Record
 from tongban.people.models import Person, User
@@ -238,18 +245,26 @@ def test_bulk_rows_are_the_rows_the_orm_writes(town: list[Person]) -> None:
     assert bulk["facts"] == facts and bulk["granted_at"] == now
 
 
-def test_each_grant_is_a_case_with_its_steps(town: list[Person]) -> None:
+def test_each_grant_is_a_case_opened_after_the_run(town: list[Person]) -> None:
     entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=4)
+    reserved = sorted(Entitlement.objects.values_list("case_id", flat=True))
+    assert len(set(reserved)) == 3 and None not in reserved  # each grant's case id, reserved
+    assert not Case.objects.exists()  # the run writes grants alone
+
+    assert grant_cases_open_all() == 3
+    assert grant_cases_open_all() == 0
     grants = list(Entitlement.objects.select_related("case", "case__item").order_by("pk"))
-    assert len(grants) == 3 and Case.objects.count() == 3
+    assert sorted(Case.objects.values_list("pk", flat=True)) == reserved
 
     for grant in grants:
         case = grant.case
         assert case is not None and case.applicant_person_id == grant.person_id
         assert case.item.code == "11370100004187917P-000507103000-01"
         assert case.submission_id is None and case.state == "completed"
-        assert case.decision == "approved" and case.closed_at == grant.granted_at
-        day = f"{timezone.localdate(case.submitted_at):%Y%m%d}"  # opened today, whatever ON is
+        assert case.decision == "approved" and case.decided_by == "test"
+        assert case.submitted_at == case.closed_at == grant.granted_at  # dated as the grant
+        assert "高龄津贴" in case.decision_reason
+        day = f"{timezone.localdate(grant.granted_at):%Y%m%d}"  # granted today, whatever ON is
         assert re.fullmatch(rf"370100{day}Z[0-9A-HJ-NP-Y]{{7}}", case.number)
         assert [(s.action, s.to_state) for s in case_timeline(case)] == [("grant", "completed")]
         assert not case.events.exists()  # the grant is the case row itself, not a stored step
@@ -267,6 +282,22 @@ def test_each_grant_is_a_case_with_its_steps(town: list[Person]) -> None:
     assert {e.note for e in revalued} == {"每月120.00元"}
 
 
+def test_a_step_on_a_grant_opens_its_case_first(town: list[Person]) -> None:
+    """Before the cases are opened after a run, a later run's new amount opens them (the
+    step goes on the case), as does a holder's decline."""
+    entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=4)
+    assert not Case.objects.exists()
+
+    (revalued,) = entitlements_run(rule=RULE, actor="test", on=dt.date(2026, 7, 1))
+
+    assert revalued.run.revalued == 3 and Case.objects.count() == 3
+    grants = Entitlement.objects.order_by("pk")
+    steps = CaseEvent.objects.filter(action="benefit_revalue")
+    assert sorted(steps.values_list("case_id", flat=True)) == [g.case_id for g in grants]
+    assert all(g.case is not None and g.case.applicant_person_id == g.person_id for g in grants)
+    assert grant_cases_open_all() == 0
+
+
 def test_an_approved_application_becomes_the_grant_not_a_second_case(town: list[Person]) -> None:
     rule = entitlement_rule_in_force(RULE, on=ON)
     assert rule is not None
@@ -277,6 +308,7 @@ def test_an_approved_application_becomes_the_grant_not_a_second_case(town: list[
     Case.objects.filter(pk=refused.pk).update(state="decided", decision="rejected")
 
     entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=4)
+    grant_cases_open_all()
 
     grant = Entitlement.objects.get(person=town[1])
     assert grant.case_id == applied.pk
@@ -285,6 +317,67 @@ def test_an_approved_application_becomes_the_grant_not_a_second_case(town: list[
     assert Entitlement.objects.get(person=town[4]).case_id not in (refused.pk, None)
     assert Case.objects.filter(applicant_person=town[1]).count() == 1
     assert Case.objects.count() == 4  # two applications, two cases opened for the others
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cases_are_opened_a_chunk_a_transaction_on_workers(
+    town: list[Person], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "OPEN_CHUNK", 1)
+    entitlements_run(rule=RULE, actor="test", on=ON)
+
+    assert grant_cases_open_all(workers=2) == 3
+
+    grants = Entitlement.objects.select_related("case")
+    assert len({g.case_id for g in grants}) == Case.objects.count() == 3
+    assert all(g.case is not None and g.case.applicant_person_id == g.person_id for g in grants)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_grant_opened_meanwhile_keeps_its_one_case(town: list[Person]) -> None:
+    """While a holder's page opens their grant's case, the worker opening every case waits
+    for that grant, then sees its case opened and opens only the others'."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's writers take turns")
+    entitlements_run(rule=RULE, actor="test", on=ON)
+    held = Entitlement.objects.order_by("pk")[0]
+    opened, release = threading.Event(), threading.Event()
+
+    def holder_page() -> None:
+        try:
+            with transaction.atomic():
+                services.grant_cases_open(Entitlement.objects.filter(pk=held.pk))
+                opened.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    def waiting() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            return int(cursor.fetchone()[0])
+
+    page = threading.Thread(target=holder_page)
+    page.start()
+    try:
+        assert opened.wait(10)
+        with ThreadPoolExecutor(1) as pool:
+            worker = pool.submit(services._own_connection, lambda: grant_cases_open_all(workers=1))
+            for _ in range(200):  # until the worker waits for the holder's row
+                if waiting():
+                    break
+                time.sleep(0.05)
+            assert waiting() == 1
+            release.set()
+            assert worker.result(10) == 2
+    finally:
+        release.set()
+        page.join()
+
+    assert Case.objects.count() == 3 and not Case.objects.filter(entitlement=None).exists()
+    assert sorted(Case.objects.values_list("pk", flat=True)) == sorted(
+        Entitlement.objects.values_list("case_id", flat=True)
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -331,13 +424,13 @@ def test_a_run_stopped_part_way_keeps_whole_buckets_and_the_next_does_the_rest(
     first, second = granting
     assert stopped.finished_at is None and stopped.granted == len(first) < 3
     assert sorted(Entitlement.objects.values_list("person_id", flat=True)) == first
-    assert sorted(Case.objects.values_list("applicant_person_id", flat=True)) == first
     assert sorted(Notification.objects.values_list("user__person_id", flat=True)) == first
     assert AuditEntry.objects.filter(action="entitlement.grant_batch").count() == 1
     assert not AuditEntry.objects.filter(action="entitlement.run").exists()
     monkeypatch.undo()
 
     (again,) = entitlements_run(rule=RULE, actor="test", on=ON, bucket_persons=1)
+    grant_cases_open_all()
 
     assert again.run.finished_at is not None
     assert (again.run.granted, again.run.unchanged) == (3 - len(first), len(first))

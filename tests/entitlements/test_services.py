@@ -122,6 +122,7 @@ def test_a_decline_is_respected_by_the_next_run(town: dict) -> None:
     grant = Entitlement.objects.get(person=town["elder"])
 
     entitlement_decline(entitlement=grant, actor=user)
+    assert Case.objects.get().pk == Entitlement.objects.get(pk=grant.pk).case_id  # opened first
     again = _run()
 
     grant.refresh_from_db()
@@ -190,7 +191,7 @@ def test_no_one_declines_another_persons_grant(town: dict) -> None:
         entitlement_decline(entitlement=grant, actor=make_user(role="staff"))
 
     grant.refresh_from_db()
-    assert grant.status == "granted"
+    assert grant.status == "granted" and not Case.objects.exists()
     assert not AuditEntry.objects.filter(action="entitlement.decline").exists()
 
 
@@ -200,8 +201,10 @@ def test_command_runs_and_prints_counts(town: dict, capsys: pytest.CaptureFixtur
     assert "elder_allowance@2024-01-01 dry run:" in out.out
     assert "5 persons" in out.out
     assert not Entitlement.objects.exists()
+    assert "cases opened" not in out.out
     call_command("entitlements", "run", RULE)
-    assert Entitlement.objects.count() == 2
+    assert "cases opened for 2 grants" in capsys.readouterr().out
+    assert Entitlement.objects.count() == Case.objects.count() == 2
     with pytest.raises(CommandError, match="entitlement_data_not_granted"):
         call_command("entitlements", "run")  # every rule: the others' data is not granted
 

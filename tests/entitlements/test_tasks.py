@@ -21,6 +21,7 @@ from django_tasks_db.models import DBTaskResult
 from tests.exchange.factories import load_datasets
 from tests.people.factories import login_verified, make_department, make_user
 from tongban.audit.models import AuditEntry
+from tongban.cases.models import Case
 from tongban.core.models import ScheduleSlot
 from tongban.entitlements import tasks
 from tongban.entitlements.errors import DataNotGranted
@@ -76,6 +77,8 @@ def test_the_task_grants_what_a_direct_run_grants(population: dict) -> None:
     assert run.actor == SCHEDULER_ACTOR
     batch = AuditEntry.objects.get(action="entitlement.grant_batch", actor=SCHEDULER_ACTOR)
     assert (batch.after or {})["count"] == 3
+    opened = Entitlement.objects.filter(case__decided_by=SCHEDULER_ACTOR)  # after the run
+    assert opened.count() == Case.objects.count() == 3
 
 
 def test_a_second_run_grants_nothing(population: dict) -> None:

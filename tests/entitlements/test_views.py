@@ -17,6 +17,7 @@ from tongban.entitlements.models import Entitlement, EntitlementRun
 from tongban.entitlements.services import (
     entitlement_decline,
     entitlement_review_decide,
+    grant_cases_open_all,
 )
 from tongban.people.models import Department, User
 
@@ -24,6 +25,7 @@ from .factories import (
     authorize,
     childcare_family,
     civil_affairs_with_grant,
+    granted_item,
     resident,
 )
 
@@ -58,12 +60,16 @@ def test_the_grants_history_shows_what_changed_it(client: Client, granted: dict)
 
 
 def test_the_grant_is_a_case_in_my_applications(client: Client, granted: dict) -> None:
-    case = Entitlement.objects.select_related("case").get().case
-    assert case is not None
+    """The run leaves the case to be opened after it: the holder's list opens it first."""
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    client.force_login(granted["young"])
+    client.get("/cases/")
+    assert not Case.objects.exists()  # nobody else's list opens it
     client.force_login(granted["elder"])
 
     listed = client.get("/cases/").content.decode()
+    case = Entitlement.objects.select_related("case").get().case
+    assert case is not None and Case.objects.count() == 1
     assert case.number in listed and "Granted to you from the shared data" in listed
     benefits = client.get("/entitlements/").content.decode()
     assert f'href="/cases/{case.pk}/"' in benefits and case.number in benefits
@@ -79,7 +85,18 @@ def test_the_grant_is_a_case_in_my_applications(client: Client, granted: dict) -
     assert client.get(f"/cases/{case.pk}/").status_code == 404
 
 
+def test_my_benefits_opens_the_grants_case_to_show_it(client: Client, granted: dict) -> None:
+    client.force_login(granted["elder"])
+
+    page = client.get("/entitlements/").content.decode()
+
+    case = Entitlement.objects.select_related("case").get().case
+    assert case is not None and Case.objects.count() == 1
+    assert f'href="/cases/{case.pk}/"' in page and case.number in page
+
+
 def test_the_granting_departments_staff_find_the_case(client: Client, granted: dict) -> None:
+    grant_cases_open_all()  # by the worker, after the run
     case = Entitlement.objects.get().case
     assert case is not None
     staff = make_user(role=User.Role.STAFF, department=Department.objects.get(code="civil_affairs"))
@@ -254,7 +271,7 @@ def test_applying_for_a_benefit_already_granted_is_refused_with_the_way_to_it(
 ) -> None:
     elder = granted["elder"]
     grant = Entitlement.objects.get(person=elder.person)
-    item = grant.case.item  # type: ignore[union-attr]
+    item = granted_item(grant.rule_code)
     client.force_login(elder)
     cases_before = Case.objects.count()
 
@@ -281,7 +298,7 @@ def test_the_service_guide_of_a_benefit_says_it_comes_without_applying(
     client: Client, granted: dict
 ) -> None:
     grant = Entitlement.objects.get(person=granted["elder"].person)
-    item = grant.case.item  # type: ignore[union-attr]
+    item = granted_item(grant.rule_code)
     guide = f"/items/{item.code}/"
     apply = f'href="/cases/apply/{item.code}/"'
 

@@ -488,6 +488,7 @@ def submission(request: HttpRequest, submission_id: int) -> Any:
 def my_cases(request: HttpRequest) -> Any:
     """Your applications (your organization's, for an agent), newest first, each with
     where it stands against its time limit."""
+    services.cases_list_prepare(_user(request))
     calendar = WorkingCalendar()
     return Mapped(
         selectors.cases_for_applicant(_user(request)),

@@ -5,7 +5,9 @@ but it has no submission, and it is decided and completed when it is opened.
 
 A sweep may grant millions at once, so these cases and their timeline steps are written in
 bulk (`core.bulk.rows_append`: COPY on PostgreSQL) with ids reserved beforehand, and their
-numbers are made from those ids instead of drawn at random and checked one by one."""
+numbers are made from those ids instead of drawn at random and checked one by one. The
+granting app reserves the ids with its grants and opens the cases after, dated as the
+grants are."""
 
 import datetime as dt
 from typing import Any
@@ -17,7 +19,7 @@ from django.utils import timezone
 
 from tongban.audit.services import actor_label
 from tongban.catalog.models import ServiceItem
-from tongban.core.bulk import ids_reserve, queryset_table, rows_append
+from tongban.core.bulk import queryset_table, rows_append
 from tongban.people.models import User
 
 from .models import Case, CaseEvent
@@ -63,20 +65,21 @@ def granted_numbers(*, region: str, day: dt.date, ids: pa.Array) -> pa.Array:
 
 def granted_cases_open(
     *,
+    ids: pa.Array,
     item: ServiceItem,
     persons: pa.Array,
     account: User,
     actor: Any,
     reason: str,
     now: dt.datetime,
-) -> pa.Array:
-    """Open one completed, approved case of `item` for each person id, submitted by the
-    department's system `account` and decided by `actor` (a rule run) for `reason`; return
-    the case ids in the order of `persons`."""
+) -> None:
+    """Open one completed, approved case of `item` for each person id, with the case id
+    reserved for it (`core.bulk.ids_reserve`) in the same place of `ids`, submitted by the
+    department's system `account` and decided at `now` by `actor` (a rule run) for
+    `reason`."""
     count = len(persons)
     if not count:
-        return pa.array([], pa.int64())
-    ids = ids_reserve(Case, count)
+        return
     ops = connection.ops
     at = str(ops.adapt_datetimefield_value(now))
     day = timezone.localdate(now)
@@ -104,8 +107,8 @@ def granted_cases_open(
         "closed_at": pa.repeat(at, count),
         "updated_at": pa.repeat(at, count),
     }
+    # Their first step, the grant, is the case itself (`selectors.case_timeline`).
     rows_append(Case._meta.db_table, pa.table(rows))
-    return ids  # their first step, the grant, is the case itself (`selectors.case_timeline`)
 
 
 def cases_applied(item: ServiceItem) -> pa.Table:

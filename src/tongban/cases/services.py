@@ -134,6 +134,16 @@ def _applicant_fields(applicant: Person | Organization) -> dict[str, Any]:
 # without applying. Each raises a `TongbanError` to refuse.
 application_checks: list[Callable[[ServiceItem, Person | Organization], None]] = []
 
+# What higher apps do (added from their `AppConfig.ready`) before a user's own cases are
+# listed: e.g. `entitlements` opens the cases of benefits granted to them whose cases the
+# rule run left to be opened after it.
+before_cases_listed: list[Callable[[User], None]] = []
+
+
+def cases_list_prepare(user: User) -> None:
+    for prepare in before_cases_listed:
+        prepare(user)
+
 
 def _applicable_check(item: ServiceItem, applicant: Person | Organization) -> None:
     kind = "person" if isinstance(applicant, Person) else "organization"

@@ -557,6 +557,7 @@ def _agent_for(request: HttpRequest) -> _OnBehalf | None:
 def my_cases(request: HttpRequest) -> HttpResponse:
     """我的办件: also the cases someone applied for the user (under their mandate or at the
     window), and those the user applied for someone, each saying so."""
+    services.cases_list_prepare(_user(request))
     cases = selectors.cases_for_applicant(_user(request)).select_related(
         "submission__mandate__agent"
     )

@@ -315,6 +315,8 @@ def ids_reserve(model: type[Model], count: int) -> pa.Array:
     AUTOINCREMENT counter, moved on under this transaction's write lock."""
     if not connection.in_atomic_block:
         raise RuntimeError("ids are reserved inside the transaction that writes them")
+    if not count:
+        return pa.array([], pa.int64())
     table = model._meta.db_table
     if connection.vendor == "postgresql":
         return _sequence_take(table, count)

@@ -61,7 +61,7 @@ def _user(request: HttpRequest) -> User:
 
 
 def _case_ref(entitlement: Entitlement) -> dict[str, Any] | None:
-    case = entitlement.case
+    case = entitlement.case_or_none()
     return {"id": case.pk, "number": case.number} if case is not None else None
 
 
@@ -105,6 +105,7 @@ def my_entitlements(request: HttpRequest) -> Any:
     the people who authorized you for every service hold."""
     user = _user(request)
     person = cast(Person, user.person)
+    services.grant_cases_open_of(user)
     return {
         "entitlements": [_entitlement_out(e) for e in selectors.entitlements_of(person)],
         "children": _held_by(selectors.entitlements_of_children(user)),

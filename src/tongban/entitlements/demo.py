@@ -17,7 +17,7 @@ from tongban.people.models import Department, Person, User
 from .errors import DataNotGranted
 from .models import Verification
 from .rulebook import entitlement_rules_all
-from .services import entitlements_run
+from .services import entitlements_run, grant_cases_open_all
 from .verification import PENSION_RULE, verifications_sweep
 
 # What the granting departments read of other departments' data (their own they read as is).
@@ -63,9 +63,9 @@ DEMO_GRANTS = (
 def entitlements_demo_seed(
     *, actor: Any, staff_for: Callable[[Department], User], approver: User | None
 ) -> dict[str, int]:
-    """Grant, run the rules, verify the pensions. A seed without the demo's sharing grants
-    (no data administrator to approve them) has no data to run a rule on, and that rule
-    grants nothing."""
+    """Grant, run the rules and open their grants' cases, verify the pensions. A seed
+    without the demo's sharing grants (no data administrator to approve them) has no data
+    to run a rule on, and that rule grants nothing."""
     created = {
         "benefit grants": demo_grants_seed(
             DEMO_GRANTS, staff_for=staff_for, approver=approver, note="演示免申即享授权"
@@ -79,6 +79,7 @@ def entitlements_demo_seed(
         except DataNotGranted:
             continue
     created["benefits granted"] = granted
+    created["cases of grants opened"] = grant_cases_open_all()  # as the worker would after
     try:
         sweep = verifications_sweep(actor=actor)
     except DataNotGranted:

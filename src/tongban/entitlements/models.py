@@ -78,13 +78,16 @@ class Entitlement(models.Model):
     granted_by_run = models.ForeignKey(
         EntitlementRun, on_delete=models.PROTECT, related_name="+", verbose_name=_("run")
     )
-    # The case (办件) the grant is, with its number, department and timeline; None only for
-    # grants made before grants opened cases.
+    # The case (办件) the grant is, with its number, department and timeline. A run reserves
+    # its id with the grant and opens it after (`services.grant_cases_open`): until then no
+    # row has the id, so the database does not hold it to a key (`case_or_none`); nothing
+    # else takes a reserved id, and deleting a case is still refused while a grant names it.
     case = models.OneToOneField(
         Case,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
+        db_constraint=False,
         related_name="entitlement",
         verbose_name=_("case"),
     )
@@ -109,6 +112,13 @@ class Entitlement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person_id} {self.rule_code} {self.status}"
+
+    def case_or_none(self) -> Case | None:
+        """The grant's case, or None while it is not opened yet."""
+        try:
+            return self.case
+        except Case.DoesNotExist:
+            return None
 
 
 class Verification(models.Model):

@@ -43,7 +43,10 @@ class EntitlementOut(Schema):
     declined_at: dt.datetime | None
     review_at: dt.datetime | None = Field(description="When it was sent to staff review")
     ended_at: dt.datetime | None
-    case: CaseRefOut | None = Field(description="The case (办件) the grant is")
+    case: CaseRefOut | None = Field(
+        description="The case (办件) the grant is; null until it is opened, after the run "
+        "that granted it (your own are opened before they are shown)"
+    )
     evaluated_on: str = Field(description="The day the conditions were checked")
     conditions: list[ConditionOut] = Field(description="Each condition and why it held")
     history: list[HistoryStepOut] = Field(description="The case's timeline, oldest first")
@@ -209,7 +212,9 @@ class ReviewEntryOut(Schema):
     granted_at: dt.datetime
     review_at: dt.datetime | None
     ended_at: dt.datetime | None
-    case: CaseRefOut | None
+    case: CaseRefOut | None = Field(
+        description="The grant's case; null until it is opened, after the run that granted it"
+    )
     evaluated_on: str
     conditions: list[ConditionOut] = Field(description="The facts it was granted on")
     overdue: OverdueOut | None = Field(

@@ -97,7 +97,8 @@ def entitlement_report(entitlement: Entitlement) -> dict[str, Any]:
 def entitlement_explained(entitlement: Entitlement) -> dict[str, Any]:
     """The grant as 我的待遇 shows it: its report and its history, which is its case's
     timeline (办理记录), oldest step first."""
-    steps = case_timeline(entitlement.case) if entitlement.case is not None else []
+    case = entitlement.case_or_none()
+    steps = case_timeline(case) if case is not None else []
     history = [{"at": s.at, "action": s.action, "note": s.note} for s in steps]
     return entitlement_report(entitlement) | {"history": history}
 

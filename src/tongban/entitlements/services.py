@@ -9,6 +9,12 @@ silently), and those who declined are left alone. The same rule on the same data
 nothing the second time, so each bucket commits on its own (two at once on PostgreSQL): a
 run that stops part way is finished by the next.
 
+A grant is a case (办件), but the run writes only the grant, with its case's id reserved:
+the case is opened after the run, in bulk (`grant_cases_open_all`), or before then when
+the holder's pages or a later step need it (`grant_cases_open`). A case row costs about as
+much to write as the grant, and the people granted have their benefit and its message as
+soon as the run ends.
+
 Audit in bulk: each bucket's grants (and its reviews, and its new amounts) are one chained
 audit entry naming the run, their count and a SHA-256 digest over the sorted (person,
 entitlement) ids (`bulk.pairs_digest`), so the log commits to exactly which rows a run
@@ -29,8 +35,8 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 from django.conf import settings
-from django.db import DatabaseError, connection, connections, transaction
-from django.db.models import Case, F, IntegerField, QuerySet, Value, When
+from django.db import DatabaseError, connection, connections, models, transaction
+from django.db.models import Exists, F, IntegerField, Max, Min, OuterRef, QuerySet, Value
 from django.utils import timezone, translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
@@ -38,7 +44,7 @@ from django.utils.translation import gettext_lazy
 
 from tongban.audit.services import actor_label, audit_record
 from tongban.cases import granted
-from tongban.cases.models import Notification
+from tongban.cases.models import Case, Notification
 from tongban.catalog.models import ServiceItem
 from tongban.core.bulk import ids_chosen, ids_reserve, pairs_digest, queryset_table, rows_append
 from tongban.exchange.models import AccessGrant, Dataset, Record
@@ -71,6 +77,8 @@ PREVIEW_LIMIT = 50
 # The granting department's system account that the cases of its grants are opened by.
 GRANTS_SUFFIX = "-benefits"
 NOTIFY_BATCH = 2_000
+# Grants (by id range) whose cases one transaction opens, after a run.
+OPEN_CHUNK = 50_000
 Status = Entitlement.Status
 _T = TypeVar("_T")
 
@@ -260,8 +268,8 @@ def _lock(rule: EntitlementRule) -> Iterator[None]:
 def _held(rule: EntitlementRule, amount: Any) -> pa.Table:
     """Every grant of the rule: id, person, status, and whether it is under today's amount
     and rule version (1) or not (0)."""
-    current = Case(
-        When(amount=amount, rule_version=rule.version, then=Value(1)),
+    current = models.Case(
+        models.When(amount=amount, rule_version=rule.version, then=Value(1)),
         default=Value(0),
         output_field=IntegerField(),
     )
@@ -319,8 +327,6 @@ class _Sweep:
     actor: Any
     amount: Any
     buckets: int
-    item: ServiceItem
-    account: User  # the department's system account, opening the cases
     applied: pa.Table  # approved applications for the item that are no grant yet: person, case
     now: dt.datetime = field(default_factory=timezone.now)
 
@@ -383,9 +389,10 @@ class _Sweep:
         )
 
     def _grant(self, bucket: int, chunk: Snapshot, persons: pa.Array) -> None:
-        """Grant these people: each grant is a new case, or the case of their approved
-        application for the benefit when they have one (the data had missed them), which
-        then gets the grant's step instead of a second case."""
+        """Grant these people. A grant is the case of their approved application for the
+        benefit when they have one (the data had missed them), which then gets the grant's
+        step instead of a second case; the others' case ids are reserved now and their cases
+        opened after the run (`grant_cases_open`), so that the run writes one row per grant."""
         if not len(persons):
             return
         count = len(persons)
@@ -398,27 +405,14 @@ class _Sweep:
             adopted_cases, action=granted.BENEFIT_HOLD, actor=self.actor, now=self.now
         )
         ops = connection.ops
-        reason = _stored(
-            gettext_lazy("Meets every condition of %(name)s in the shared data (%(basis)s).")
-        ) % {
-            "name": self.rule.name,
-            "basis": self.rule.legal_reference,
-        }
-        cases = granted.granted_cases_open(
-            item=self.item,
-            persons=persons,
-            account=self.account,
-            actor=self.actor,
-            reason=reason,
-            now=self.now,
-        )
+        cases = pa.concat_arrays([adopted_cases.combine_chunks(), ids_reserve(Case, len(persons))])
         persons = pa.concat_arrays([adopted, persons])
         ids = ids_reserve(Entitlement, count)
         rows = pa.table(
             {
                 "id": ids,
                 "person_id": persons,
-                "case_id": pa.concat_arrays([adopted_cases.combine_chunks(), cases]),
+                "case_id": cases,
                 "rule_code": pa.repeat(self.rule.code, count),
                 "rule_version": pa.repeat(self.rule.version, count),
                 "status": pa.repeat(str(Status.GRANTED), count),
@@ -441,12 +435,13 @@ class _Sweep:
     def _to_review(self, bucket: int, lost: pa.Table) -> None:
         if not lost.num_rows:
             return
+        cases = _cases(lost)
         with ids_chosen(lost["id"]) as chosen:
             Entitlement.objects.filter(pk__in=chosen, status=Status.GRANTED).update(
                 status=Status.REVIEW, review_at=self.now
             )
         granted.case_steps_add(
-            pc.drop_null(lost["case"]),
+            cases,
             action=granted.BENEFIT_REVIEW,
             actor=self.actor,
             now=self.now,
@@ -464,12 +459,13 @@ class _Sweep:
         """A new amount (or rule version) in force applies to the grants held under it."""
         if not revalued.num_rows:
             return
+        cases = _cases(revalued)
         with ids_chosen(revalued["id"]) as chosen:
             Entitlement.objects.filter(pk__in=chosen, status=Status.GRANTED).update(
                 amount=self.amount, rule_version=self.rule.version
             )
         granted.case_steps_add(
-            pc.drop_null(revalued["case"]),
+            cases,
             action=granted.BENEFIT_REVALUE,
             actor=self.actor,
             now=self.now,
@@ -510,11 +506,12 @@ def _run(
                 actor=actor_label(actor),
                 started_at=started,
             )
-            account = system_account(department, actor, suffix=GRANTS_SUFFIX)
+            # Made now, once: the grants' cases are opened by it, on several connections.
+            system_account(department, actor, suffix=GRANTS_SUFFIX)
         held = _held(rule, amount)
         applied = granted.cases_applied(item)
         applied = applied.filter(pc.invert(pc.is_in(applied["case"], value_set=held["case"])))
-        sweep = _Sweep(rule, run, on, actor, amount, manifest["buckets"], item, account, applied)
+        sweep = _Sweep(rule, run, on, actor, amount, manifest["buckets"], applied)
         held_in = _by_bucket(held, manifest["buckets"])
         del held  # sorted into `held_in`: not kept twice
         if dry_run or connection.in_atomic_block or connection.vendor != "postgresql":
@@ -658,6 +655,7 @@ def _to_review(rule: EntitlementRule, person_ids: Sequence[int], *, actor: Any) 
     flagged = Entitlement.objects.filter(
         rule_code=rule.code, status=Status.GRANTED, person_id__in=person_ids
     ).select_related("person")
+    grant_cases_open(flagged)
     for entitlement in flagged:
         audit_record(
             action="entitlement.review",
@@ -756,7 +754,8 @@ def entitlement_decline(*, entitlement: Entitlement, actor: User) -> Entitlement
 
 
 def _step(entitlement: Entitlement, action: str, actor: Any, *, note: str = "") -> None:
-    """The grant's change on its case's timeline."""
+    """The grant's change on its case's timeline, its case opened first if need be."""
+    grant_cases_open(Entitlement.objects.filter(pk=entitlement.pk))
     if entitlement.case_id is not None:
         granted.case_steps_add(
             pa.array([entitlement.case_id], pa.int64()),
@@ -765,3 +764,97 @@ def _step(entitlement: Entitlement, action: str, actor: Any, *, note: str = "") 
             now=timezone.now(),
             note=note,
         )
+
+
+def _cases(grants: pa.Table) -> pa.Array:
+    """The cases of these grants (columns id and case), opening those not opened yet."""
+    with ids_chosen(grants["id"]) as chosen:
+        grant_cases_open(Entitlement.objects.filter(pk__in=chosen))
+    return pc.drop_null(grants["case"])  # None: granted before grants were cases
+
+
+def _unopened(entitlements: QuerySet[Entitlement]) -> QuerySet[Entitlement]:
+    """The grants whose reserved case is not opened yet."""
+    opened = Case.objects.filter(pk=OuterRef("case_id"))
+    return entitlements.filter(case_id__isnull=False).exclude(Exists(opened))
+
+
+@transaction.atomic
+def grant_cases_open(entitlements: QuerySet[Entitlement]) -> int:
+    """Open the case (办件) of each of these grants that is not opened yet; how many were.
+
+    A run writes its grants with their case ids reserved, and leaves the cases to
+    `grant_cases_open_all`, which the worker's task and the command run after it; a
+    holder's own pages, and any later step on a grant, open the ones they need before then.
+    Each case is what the run would have opened: numbered from its id and the day of the
+    grant, submitted by the granting department's system account, decided by whoever ran
+    the rule. The grants to open are locked (in id order, as every opener takes them), then
+    read again: one that another opener held meanwhile is open now, and left alone."""
+    pending = _unopened(entitlements)
+    if not list(pending.select_for_update(of=("self",)).order_by("pk").values_list("pk")):
+        return 0  # the usual case on a holder's page: no row locked, nothing written
+    rows = pending.values_list("case_id", "person_id", "granted_by_run_id")
+    schema = pa.schema([("case", pa.int64()), ("person", pa.int64()), ("run", pa.int64())])
+    waiting = queryset_table(rows.order_by(), schema)
+    rules = {rule.code: rule for rule in entitlement_rules_all()}
+    opened = 0
+    for run in EntitlementRun.objects.filter(pk__in=pc.unique(waiting["run"]).to_pylist()):
+        rule = rules.get(run.rule_code)
+        if rule is None:  # taken out of the rule book: its item and department are unknown
+            continue
+        grants = waiting.filter(pc.equal(waiting["run"], run.pk))
+        # A run grants at one instant: its grants' cases are dated by it.
+        at = Entitlement.objects.filter(case_id=grants["case"][0].as_py()).get().granted_at
+        department = Department.objects.get(code=rule.department)
+        reason = _stored(
+            gettext_lazy("Meets every condition of %(name)s in the shared data (%(basis)s).")
+        ) % {"name": rule.name, "basis": rule.legal_reference}
+        granted.granted_cases_open(
+            ids=grants["case"].combine_chunks(),
+            item=_item(rule, department),
+            persons=grants["person"].combine_chunks(),
+            account=system_account(department, run.actor, suffix=GRANTS_SUFFIX),
+            actor=run.actor,
+            reason=reason,
+            now=at,
+        )
+        opened += grants.num_rows
+    return opened
+
+
+def grant_cases_open_all(*, progress: Progress | None = None, workers: int | None = None) -> int:
+    """Open the cases of every grant not opened yet, OPEN_CHUNK grants (by id) a
+    transaction, on `workers` connections at once on PostgreSQL (settings.
+    ENTITLEMENT_RUN_WORKERS by default); how many were opened."""
+    waiting = _unopened(Entitlement.objects.all())
+    low, high = waiting.aggregate(low=Min("pk"), high=Max("pk")).values()
+    if low is None:
+        return 0
+    workers = workers or settings.ENTITLEMENT_RUN_WORKERS
+    if connection.in_atomic_block or connection.vendor != "postgresql":
+        workers = 1
+
+    def chunk(start: int) -> int:
+        grants = Entitlement.objects.filter(pk__gte=start, pk__lt=start + OPEN_CHUNK)
+        return grant_cases_open(grants)
+
+    starts = range(low, high + 1, OPEN_CHUNK)
+    opened = 0
+    with ThreadPoolExecutor(workers, thread_name_prefix="grant-cases") as pool:
+        done = (
+            map(chunk, starts)
+            if workers == 1
+            else pool.map(lambda start: _own_connection(chunk, start), starts)
+        )
+        for start, count in zip(starts, done, strict=True):
+            opened += count
+            if progress:  # over the range of grant ids, which a chunk covers a part of
+                progress("cases opened", min(start + OPEN_CHUNK, high + 1) - low, high + 1 - low)
+    return opened
+
+
+def grant_cases_open_of(user: User) -> None:
+    """Open the cases of the user's own grants not opened yet, before a page of theirs
+    lists them (我的待遇, 我的办件: `cases.services.before_cases_listed`)."""
+    if user.person_id is not None:
+        grant_cases_open(Entitlement.objects.filter(person_id=user.person_id))

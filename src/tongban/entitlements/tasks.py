@@ -14,7 +14,7 @@ from tongban.people.models import User
 
 from .errors import RuleNotFound
 from .rulebook import EntitlementRule, entitlement_rules_all
-from .services import entitlements_run
+from .services import entitlements_run, grant_cases_open_all
 from .verification import verifications_sweep
 
 # Runs started by the clock are recorded under this name; runs asked for by staff under
@@ -26,9 +26,10 @@ SCHEDULER_ACTOR = "system:scheduler"
 def entitlements_run_task(
     *, rule: str | None = None, actor: str = SCHEDULER_ACTOR
 ) -> list[dict[str, Any]]:
-    """Run one rule, or every rule in force, each in its own transaction, and return each
-    run's counts. A rule that cannot run (say its data is no longer granted) does not keep
-    the others from running; the task then fails naming it, so the failure shows."""
+    """Run one rule, or every rule in force, each in its own transaction, then open the
+    cases of what they granted; return each run's counts. A rule that cannot run (say its
+    data is no longer granted) does not keep the others from running; the task then fails
+    naming it, so the failure shows."""
     today = timezone.localdate()
     codes = [rule] if rule else [r.code for r in entitlement_rules_all() if r.in_force(today)]
     done: list[dict[str, Any]] = []
@@ -41,6 +42,7 @@ def entitlements_run_task(
             failed.append(error)
         else:
             done.append({"rule": code, "run": outcome.run.pk} | outcome.run.counts)
+    grant_cases_open_all()
     if failed:
         raise ExceptionGroup(f"{len(failed)} of {len(codes)} entitlement rules failed", failed)
     return done

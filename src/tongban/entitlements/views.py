@@ -73,6 +73,7 @@ def _explained(entitlement: Entitlement) -> dict[str, Any]:
 def my_entitlements(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)
     person = cast(Person, user.person)
+    services.grant_cases_open_of(user)
     own = [_explained(e) for e in selectors.entitlements_of(person)]
     principals = [
         (principal, [_explained(e) for e in held])

@@ -1,6 +1,6 @@
 """`tongban entitlements run [RULE] [--dry-run] [--snapshot DIR] [--workers N]`: run the
 entitlement rules (免申即享) over the population now, with progress on stderr and each run's
-counts;
+counts, then open the cases of the grants;
 `tongban entitlements snapshot DIR [RULE]`: take the Parquet snapshot such runs read;
 `tongban entitlements verify [RULE] [--dry-run]`: silently verify the holders of a benefit
 (静默认证, the pension by default)."""
@@ -13,7 +13,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tongban.core.errors import TongbanError
 from tongban.core.management.progress import progress_bar
-from tongban.entitlements.services import entitlements_run, entitlements_snapshot
+from tongban.entitlements.services import (
+    entitlements_run,
+    entitlements_snapshot,
+    grant_cases_open_all,
+)
 from tongban.entitlements.snapshot import BUCKET_PERSONS
 from tongban.entitlements.verification import PENSION_RULE, verifications_sweep
 
@@ -42,7 +46,8 @@ class Command(BaseCommand):
         run.add_argument(
             "--workers",
             type=_positive,
-            help="buckets written at once on PostgreSQL, about its cores "
+            help="buckets written (and then chunks of cases opened) at once on PostgreSQL, "
+            "about its cores "
             "(default: settings.ENTITLEMENT_RUN_WORKERS, 2)",
         )
         snapshot = commands.add_parser("snapshot", help="take a snapshot for later runs")
@@ -111,3 +116,6 @@ class Command(BaseCommand):
             label = "dry run" if run.dry_run else "run"
             counts = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in run.counts.items())
             self.stdout.write(f"{run.rule_code}@{run.rule_version} {label}: {counts}")
+        if not options["dry_run"]:
+            opened = grant_cases_open_all(progress=progress, workers=options["workers"])
+            self.stdout.write(f"cases opened for {opened} grants")
