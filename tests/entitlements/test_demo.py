@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from tongban.cases.models import Case
 from tongban.entitlements.evaluate import birth_limit, facts_report
 from tongban.entitlements.models import Entitlement, Verification
 from tongban.entitlements.rulebook import entitlement_rules_all
@@ -31,6 +32,9 @@ def test_the_demo_grants_every_benefit_to_some_and_verifies_pensions(client: Cli
     held = Entitlement.objects.filter(rule_code="elder_allowance", status="granted")
     assert set(held.values_list("person", flat=True)) == set(eighty.values_list("pk", flat=True))
     assert report.created["benefits granted"] == Entitlement.objects.count()
+    cases = set(Case.objects.values_list("pk", flat=True))  # every grant's case is opened
+    assert set(Entitlement.objects.values_list("case_id", flat=True)) <= cases
+    assert 0 < report.created["cases of grants opened"] <= Entitlement.objects.count()
     assert all(facts_report(e.facts)["eligible"] for e in Entitlement.objects.all())
     # every rule in force grants someone, and not everyone; one yet to take effect nobody
     for rule in entitlement_rules_all():
