@@ -569,8 +569,9 @@ def test_rendered_qr_decodes_with_a_real_reader():
     png = io.BytesIO()
     offline_qr_image(text).save(png, kind="png", scale=4, border=4)
     png.seek(0)
-    # when a barcode reader scans it
-    results = zxingcpp.read_barcodes(image_module.open(png))
+    # when a QR code reader scans it (one reading every format may also find a 1D barcode
+    # in the modules of some signatures: a false positive of that reader, not the QR's)
+    results = zxingcpp.read_barcodes(image_module.open(png), formats=zxingcpp.BarcodeFormat.QRCode)
     # then it reads the same text, which still verifies
     assert [result.text for result in results] == [text]
     assert (
