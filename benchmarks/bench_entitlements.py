@@ -27,7 +27,7 @@ What is measured, and how:
    entitlements, grants written by COPY with their facts, one audit entry per bucket, each
    bucket a transaction of its own, two written at once on PostgreSQL; the run's audit
    entry), the opening of the new grants' cases that follows a run (what the worker does
-   after it: a case row per grant, linked from the grant), and a second run on the same
+   after it: a case row per grant, with the id the run reserved), and a second run on the same
    snapshot (which must change nothing). Reported: seconds and peak RSS of each, and the
    grants made (peak RSS is the process's VmHWM). The target is under 60 s and 8 GB for 10
    million on PostgreSQL on 2 cores, for export + run; the cases opened after it are
